@@ -1,0 +1,214 @@
+"""The model: a one-hidden-layer perceptron, its parameters, prediction and model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from . import _validation as v
+from .io import write_npz_atomic
+
+#: written in every model file; bumped when the layout changes
+FORMAT = "fastmlp-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that is truncated, foreign, corrupt or from an unknown version."""
+
+
+class MLP:
+    """Input -> ReLU hidden layer -> softmax, with elastic-net penalties on the weights.
+
+    Parameters
+    ----------
+    layers : (d, d_h, m)
+        input features, hidden units, classes.
+    l1, l2 : (float, float)
+        L1 and L2 penalty coefficients for (W1, W2); default no penalty.
+    dtype : "float32" or "float64"
+    seed : int
+        seeds the initialization: weights uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``,
+        biases zero. The draw is made in float64 and rounded, so float32 and float64 models
+        with the same seed start from the same weights (up to rounding).
+
+    Attributes
+    ----------
+    params : dict of the live arrays ``W1 (d_h, d)``, ``b1 (d_h,)``, ``W2 (m, d_h)``,
+        ``b2 (m,)``; writing into them changes the model.
+    """
+
+    def __init__(self, layers, l1=(0.0, 0.0), l2=(0.0, 0.0), dtype="float32", seed=0):
+        self.layers = v.check_layers(layers)
+        self.l1 = v.check_penalty_pair(l1, "l1")
+        self.l2 = v.check_penalty_pair(l2, "l2")
+        self.dtype = np.dtype(v.check_dtype(dtype))
+        self.seed = v.check_seed(seed)
+        self.params = self._init_params()
+
+    def _init_params(self):
+        rng = np.random.default_rng(self.seed)
+        params = {}
+        # Written over consecutive layer pairs so that deeper networks only add keys.
+        for i, (fan_in, fan_out) in enumerate(zip(self.layers[:-1], self.layers[1:]), start=1):
+            bound = 1.0 / np.sqrt(fan_in)
+            params[f"W{i}"] = rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(self.dtype)
+            params[f"b{i}"] = np.zeros(fan_out, dtype=self.dtype)
+        return params
+
+    # -- shapes -------------------------------------------------------------------------
+    @property
+    def n_features(self):
+        return self.layers[0]
+
+    @property
+    def n_classes(self):
+        return self.layers[-1]
+
+    @property
+    def n_params(self):
+        """``d_h (d + 1) + m (d_h + 1)``."""
+        return sum(p.size for p in self.params.values())
+
+    def __repr__(self):
+        return (
+            f"MLP(layers={self.layers}, l1={self.l1}, l2={self.l2}, "
+            f"dtype={self.dtype.name!r}, seed={self.seed})"
+        )
+
+    def copy_params(self):
+        """A deep copy of ``params`` (used to keep the last good epoch)."""
+        return {k: p.copy() for k, p in self.params.items()}
+
+    def set_params_from(self, params):
+        """Copy ``params`` into the live arrays (their identity is kept)."""
+        for k, p in params.items():
+            self.params[k][...] = p
+
+    # -- prediction -----------------------------------------------------------------------
+    def _check_X(self, X):
+        return v.check_X(X, "X", n_features=self.n_features, dtype=self.dtype)
+
+    def predict_proba(self, X, backend="numpy"):
+        """Class probabilities, ``(n, m)``, for the rows of ``X (n, d)``."""
+        from .backends import get_backend
+
+        return get_backend(backend).predict_proba(self.params, self._check_X(X))
+
+    def predict(self, X, backend="numpy"):
+        """Predicted class labels, ``(n,)`` int64."""
+        from .backends import get_backend
+
+        X = self._check_X(X)
+        be = get_backend(backend)
+        out = np.empty(X.shape[0], dtype=np.int64)
+        step = 8192
+        for start in range(0, X.shape[0], step):
+            out[start:start + step] = be.logits(self.params, X[start:start + step]).argmax(axis=1)
+        return out
+
+    # -- model files ------------------------------------------------------------------------
+    def _meta(self):
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "layers": list(self.layers),
+            "l1": list(self.l1),
+            "l2": list(self.l2),
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
+
+    def save(self, path, extra=None):
+        """Write the model to ``path`` as a ``.npz`` (no pickle), atomically.
+
+        The file is written to a temporary name in the same folder, flushed, then renamed,
+        so that an interruption never leaves a half-written model. ``extra`` is an optional
+        dict of JSON-serializable metadata stored beside the model (the trainer's state).
+        """
+        meta = self._meta()
+        if extra is not None:
+            meta["extra"] = extra
+        arrays = {k: np.ascontiguousarray(p) for k, p in self.params.items()}
+        arrays["__meta__"] = np.array(json.dumps(meta))
+        write_npz_atomic(path, arrays)
+
+    @classmethod
+    def load(cls, path, *, return_extra=False):
+        """Read a model written by :meth:`save`, validating everything before use.
+
+        Raises :class:`ModelFileError` (a ``ValueError``) for a truncated, foreign, corrupt
+        or pickle-holding file; nothing in the file is executed.
+        """
+        arrays, meta = read_model_file(path)
+        model = cls(meta["layers"], l1=tuple(meta["l1"]), l2=tuple(meta["l2"]),
+                    dtype=meta["dtype"], seed=meta["seed"])
+        for key, p in model.params.items():
+            p[...] = arrays[key]
+        if return_extra:
+            return model, meta.get("extra")
+        return model
+
+
+def read_model_file(path):
+    """Return ``(arrays, meta)`` from a model file, or raise :class:`ModelFileError`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ModelFileError(
+                f"{path!r} holds pickled objects; fastmlp model files never do, so it was "
+                "refused without loading them"
+            ) from None
+        raise ModelFileError(f"{path!r} is not a readable .npz model file: {exc}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(
+            f"{path!r} is not a valid fastmlp model file (truncated or corrupt?): {exc}"
+        ) from None
+    if "__meta__" not in arrays:
+        raise ModelFileError(f"{path!r} is not a fastmlp model file: it has no '__meta__' entry")
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path!r}: its metadata is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path!r} is not a fastmlp model file (format {meta!r:.80})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path!r} is a fastmlp model file of version {meta.get('version')!r}; "
+            f"this fastmlp reads version {FORMAT_VERSION}"
+        )
+    try:
+        layers = v.check_layers(meta["layers"])
+        v.check_penalty_pair(tuple(meta["l1"]), "l1")
+        v.check_penalty_pair(tuple(meta["l2"]), "l2")
+        dtype = v.check_dtype(meta["dtype"])
+        v.check_seed(meta["seed"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path!r}: invalid model metadata: {exc}") from None
+    d, d_h, m = layers
+    expected = {"W1": (d_h, d), "b1": (d_h,), "W2": (m, d_h), "b2": (m,)}
+    if set(arrays) != set(expected):
+        raise ModelFileError(
+            f"{path!r}: expected arrays {sorted(expected)}, found {sorted(arrays)}"
+        )
+    for key, shape in expected.items():
+        a = arrays[key]
+        if a.shape != shape or a.dtype != np.dtype(dtype):
+            raise ModelFileError(
+                f"{path!r}: array {key} has shape {a.shape} and dtype {a.dtype}; "
+                f"expected {shape} {dtype} for layers {layers}"
+            )
+        if not np.isfinite(a).all():
+            raise ModelFileError(f"{path!r}: array {key} holds NaN or infinite values")
+    return arrays, meta
+
+
+__all__ = ["MLP", "ModelFileError", "FORMAT_VERSION"]
