@@ -214,8 +214,10 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
             try:
                 for start in range(0, n, chunk):
                     t0 = time.perf_counter()
-                    stats = be.train_steps(params, X, y, order[start:start + chunk],
-                                           batch_size, lr_e, l1, l2)
+                    # overflow is detected below and reported as a DivergenceError
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        stats = be.train_steps(params, X, y, order[start:start + chunk],
+                                               batch_size, lr_e, l1, l2)
                     seconds += time.perf_counter() - t0
                     loss_sum += stats.loss_sum
                     n_errors += stats.n_errors
