@@ -18,7 +18,7 @@ help:
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,sklearn]'
 	@touch $(STAMP)
 
 install: $(STAMP)
