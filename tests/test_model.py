@@ -120,3 +120,14 @@ def test_predict_checks_input():
         model.predict([[0.0, np.nan, 1.0]])
     with pytest.raises(ValueError, match="2-D"):
         model.predict([1.0, 2.0, 3.0])
+
+
+def test_saved_file_has_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "m.npz"
+    fastmlp.MLP((3, 2, 2)).save(path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
