@@ -324,7 +324,8 @@ def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3
     if not batch_sizes:
         raise ValueError("batch_sizes is empty: give at least one minibatch size")
     if max(batch_sizes) > X.shape[0]:
-        raise ValueError(f"batch size {max(batch_sizes)} exceeds the {X.shape[0]} examples")
+        raise ValueError(f"batch_sizes: {max(batch_sizes)} is more than the {X.shape[0]} "
+                         f"examples available; allowed: 1..{X.shape[0]}")
     m = max(2, int(y.max()) + 1)
     model = MLP((X.shape[1], hidden, m), l1=l1, l2=l2, dtype=dtype, seed=seed)
     rtol = FD_RTOL[model.dtype.name] if rtol is None else v.check_nonneg_real(rtol, "rtol")
@@ -363,6 +364,10 @@ def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3
     return CaseReport("\n\n".join(sections), failures, reports)
 
 
+_SEED_TITLE = ("The seed's gradient check: layers (2, 2, 2), lambda = 0.001 for all four "
+               "penalties, float64, eps = 1e-6, one example and a minibatch of 10")
+
+
 def seed_report(backend="numpy"):
     """The text of the seed's gradient checks, as readable tables.
 
@@ -370,9 +375,17 @@ def seed_report(backend="numpy"):
     and on a minibatch of 10 of the two-circles data (standardized), then the loop-vs-matrix
     comparison of the gradients on the same minibatches (K = 1 and K = 10).
     """
-    text = run_checks(backend, **SEED_CASE).text
-    return ("The seed's gradient check: layers (2, 2, 2), lambda = 0.001 for all four "
-            "penalties, float64, eps = 1e-6\n\n" + text + "\n")
+    return _SEED_TITLE + "\n\n" + run_checks(backend, **SEED_CASE).text + "\n"
+
+
+def cli_report(backend="numpy", data=None, **case):
+    """``(text, failures)`` for ``fastmlp gradcheck``: :func:`run_checks`, titled as the
+    seed's check when ``case`` is the seed's."""
+    result = run_checks(backend, data=data, **case)
+    seed_case = data is None and not case.get("wrt_input") and case.get("rtol") is None and all(
+        case.get(k) == val for k, val in SEED_CASE.items())
+    title = _SEED_TITLE if seed_case else "Gradient check"
+    return title + "\n\n" + result.text, result.failures
 
 
 __all__ = ["check_gradients", "GradCheckReport", "ParamCheck", "compare_backends",
