@@ -13,7 +13,9 @@ being differenced never depend on the backend under test.
 
 Relative errors here are taken against the scale of the whole array, as everywhere in
 fastmlp's tests: ``max|a - n| / max(max|a|, max|n|)``. Agreeing significant digits are
-``-log10`` of that.
+``-log10`` of that. A parameter passes when ``max|a - n| <= rtol * scale + atol``, where
+``atol`` is what rounding of J lets finite differences resolve at all (see ``FD_ROUNDING``):
+a gradient of 1e-4 cannot be checked to 1e-6 relative with differences accurate to 1e-10.
 
     >>> import fastmlp
     >>> X, y = fastmlp.datasets.circles(n=20)
@@ -39,6 +41,12 @@ from . import ops
 #: divided by ε, plus ε² times the third derivative), so 1e-6 leaves a wide margin for
 #: gradients of order 1e-3 and up; a float32 gradient carries float32 rounding (~1e-7).
 FD_RTOL = {"float64": 1e-6, "float32": 1e-4}
+
+#: Rounding of J, relative, in one float64 evaluation (a generous bound: a few operations per
+#: term, summed). A centered difference divides two such errors by 2ε, so it cannot resolve
+#: gradients below about ``FD_ROUNDING * max(1, |J|) / ε`` (2e-9 for ε = 1e-6 and J ~ 1):
+#: that is the absolute tolerance ``atol`` every check adds to ``rtol`` times the gradient's scale.
+FD_ROUNDING = 10 * np.finfo(np.float64).eps
 
 #: Default relative tolerance between two backends' gradients on the same minibatch: the
 #: same arithmetic in another order (the test suite's RTOL_F64 / RTOL_F32).
@@ -94,6 +102,7 @@ class GradCheckReport:
     ----------
     checks : dict name -> ParamCheck, for ``W1, b1, W2, b2`` (and ``X``)
     J : the objective at the model's parameters (float64)
+    atol : the finite differences' absolute accuracy, ``FD_ROUNDING * max(1, |J|) / eps``
     near_kinks : ReLU pre-activations and L1-penalized weights close enough to their kink
         (0) that a step of ε crosses it; there a finite difference does not measure the
         (sub)gradient, and a disagreement is expected rather than a bug.
@@ -105,6 +114,7 @@ class GradCheckReport:
     dtype: str
     eps: float
     n_examples: int
+    atol: float = 0.0
     near_kinks: int = 0
     title: str = field(default="", compare=False)
 
@@ -112,13 +122,19 @@ class GradCheckReport:
     def max_rel_err(self):
         return max(c.max_rel_err for c in self.checks.values())
 
-    def failures(self, rtol=None):
-        """Names of the parameters whose relative error exceeds ``rtol`` (default ``FD_RTOL``)."""
+    def passes(self, check, rtol=None):
+        """Whether one ParamCheck is within ``rtol`` (default ``FD_RTOL[dtype]``) plus ``atol``."""
         rtol = FD_RTOL[self.dtype] if rtol is None else rtol
-        return [name for name, c in self.checks.items() if not c.max_rel_err <= rtol]
+        scale = max(np.abs(check.analytic).max(initial=0.0), np.abs(check.numeric).max(initial=0.0))
+        return bool(check.max_abs_diff <= rtol * scale + self.atol)
+
+    def failures(self, rtol=None):
+        """Names of the parameters that do not pass (see :meth:`passes`)."""
+        return [name for name, c in self.checks.items() if not self.passes(c, rtol)]
 
     def ok(self, rtol=None):
-        """True when every parameter agrees within ``rtol`` (default ``FD_RTOL[dtype]``)."""
+        """True when every parameter agrees within ``rtol`` (default ``FD_RTOL[dtype]``),
+        up to the finite differences' own accuracy ``atol``."""
         return not self.failures(rtol)
 
     def table(self, values=False, rtol=None):
@@ -129,12 +145,12 @@ class GradCheckReport:
             f": backend {self.backend}, {self.dtype}, K={self.n_examples}, eps={self.eps:g}, "
             f"J={self.J:.10g}")
         lines = [head, f"{'param':<6} {'shape':<10} {'max |grad|':>11} {'max abs diff':>13} "
-                       f"{'max rel err':>12} {'digits':>7}   ok (rtol {rtol:g})"]
+                       f"{'max rel err':>12} {'digits':>7}   ok (rtol {rtol:g}, atol {self.atol:.1g})"]
         for c in self.checks.values():
             scale = float(np.abs(c.analytic).max(initial=0.0))
             lines.append(f"{c.name:<6} {str(c.analytic.shape):<10} {scale:>11.3e} "
                          f"{c.max_abs_diff:>13.2e} {c.max_rel_err:>12.2e} {c.digits:>7.1f}   "
-                         f"{'yes' if c.max_rel_err <= rtol else 'NO'}")
+                         f"{'yes' if self.passes(c, rtol) else 'NO'}")
         if self.near_kinks:
             lines.append(f"note: {self.near_kinks} ReLU pre-activation(s) or L1-penalized "
                          f"weight(s) lie within eps of their kink: finite differences are not "
@@ -262,9 +278,10 @@ def check_gradients(model, X, y, backend="numpy", eps=1e-6, wrt_input=False):
         a, n = analytic[name], numeric[name]
         checks[name] = ParamCheck(name, a, n, float(np.abs(a.astype(np.float64) - n).max()),
                                   rel_err(a, n))
+    J64 = objective(params64, X64, y, model.l1, model.l2)
     return GradCheckReport(
-        checks=checks, J=objective(params64, X64, y, model.l1, model.l2), backend=be.name,
-        dtype=model.dtype.name, eps=eps, n_examples=X.shape[0],
+        checks=checks, J=J64, backend=be.name, dtype=model.dtype.name, eps=eps,
+        n_examples=X.shape[0], atol=FD_ROUNDING * max(1.0, abs(J64)) / eps,
         near_kinks=_near_kinks(params64, X64, model.l1, eps, wrt_input))
 
 
@@ -343,7 +360,8 @@ def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3
         reports.append(rep)
         sections.append(rep.table(values=values, rtol=rtol))
         failures += [f"{name} (K={K}): analytic vs finite difference max rel err "
-                     f"{rep.checks[name].max_rel_err:.2e} > rtol {rtol:g}"
+                     f"{rep.checks[name].max_rel_err:.2e} (max abs diff "
+                     f"{rep.checks[name].max_abs_diff:.1e}) > rtol {rtol:g} (atol {rep.atol:.1g})"
                      for name in rep.failures(rtol)]
 
     diffs = {K: compare_backends(model, X[:K], y[:K], backend=be, reference=reference,

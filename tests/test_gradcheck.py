@@ -10,7 +10,8 @@ import fastmlp
 from conftest import RTOL, make_data, rel_err
 from fastmlp import ops
 from fastmlp.cli import main
-from fastmlp.gradcheck import FD_RTOL, SEED_CASE, check_gradients, objective, run_checks, seed_report
+from fastmlp.gradcheck import (FD_ROUNDING, FD_RTOL, SEED_CASE, check_gradients, objective,
+                               run_checks, seed_report)
 
 PENALTIES = {"l1": (1e-3, 2e-3), "l2": (3e-3, 4e-3)}
 
@@ -164,8 +165,21 @@ def test_report_table_and_digits():
     assert c.max_rel_err == pytest.approx(rel_err(c.analytic, c.numeric), rel=1e-12)
     assert c.max_abs_diff == pytest.approx(np.abs(c.analytic - c.numeric).max(), rel=1e-12)
     assert c.digits == pytest.approx(-math.log10(c.max_rel_err))
-    assert report.ok(rtol=0.5) and not report.ok(rtol=0.0)
+    assert report.atol == pytest.approx(FD_ROUNDING * max(1.0, report.J) / report.eps)
     assert str(report) == report.table()
+
+
+def test_tolerances_rtol_and_atol():
+    model, X, y = small_case()
+    # eps = 1e-3: rounding is negligible (atol ~ 1e-12) but truncation, ~eps^2, is not
+    coarse = check_gradients(model, X, y, eps=1e-3)
+    assert coarse.atol < 1e-11
+    assert not coarse.ok(rtol=1e-9) and coarse.ok(rtol=1e-4)
+    assert 1e-9 < coarse.max_rel_err < 1e-4
+    # eps = 1e-6: differences accurate to ~1e-10 absolute, within atol whatever the rtol
+    fine = check_gradients(model, X, y, eps=1e-6)
+    assert all(c.max_abs_diff <= fine.atol for c in fine.checks.values())
+    assert fine.ok(rtol=0.0)
 
 
 def test_bad_arguments():
