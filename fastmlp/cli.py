@@ -218,7 +218,8 @@ def _run_gradcheck(args):
 
     data = None if args.data == "circles" else load_data(args.data, args.seed, args.data_dir).train
     text, failures = cli_report(
-        backend=args.backend, data=data, hidden=args.hidden, batch_sizes=tuple(args.batch_size),
+        backend=args.backend, data=data, source=f"{args.data}, train split, standardized",
+        hidden=args.hidden, batch_sizes=tuple(args.batch_size),
         l1=_penalty(args.l1, "--l1"), l2=_penalty(args.l2, "--l2"), dtype=args.dtype,
         seed=args.seed, eps=args.eps, rtol=args.rtol, wrt_input=args.wrt_input)
     print(text)

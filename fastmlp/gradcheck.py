@@ -145,7 +145,8 @@ class GradCheckReport:
             f": backend {self.backend}, {self.dtype}, K={self.n_examples}, eps={self.eps:g}, "
             f"J={self.J:.10g}")
         lines = [head, f"{'param':<6} {'shape':<10} {'max |grad|':>11} {'max abs diff':>13} "
-                       f"{'max rel err':>12} {'digits':>7}   ok (rtol {rtol:g}, atol {self.atol:.1g})"]
+                       f"{'max rel err':>12} {'digits':>7}   "
+                       f"ok (rtol {rtol:g}, atol {self.atol:.1g})"]
         for c in self.checks.values():
             scale = float(np.abs(c.analytic).max(initial=0.0))
             lines.append(f"{c.name:<6} {str(c.analytic.shape):<10} {scale:>11.3e} "
@@ -307,14 +308,14 @@ class CaseReport:
 
 
 def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3),
-               l2=(1e-3, 1e-3), dtype="float64", seed=0, eps=1e-6, data=None,
+               l2=(1e-3, 1e-3), dtype="float64", seed=0, eps=1e-6, data=None, source=None,
                wrt_input=False, rtol=None, values=None):
     """Finite-difference checks and the loop-vs-``backend`` comparison on several minibatches.
 
     The data is ``data=(X, y)`` or, by default, the two-circles problem
     (``datasets.circles(n=1100, seed=seed)``) split and standardized with the train part's
     statistics (as ``fastmlp train --data circles`` and the seed do); minibatch K is the
-    first K rows of the train part. The model is ``MLP((d, hidden, m), l1, l2, dtype, seed)``.
+    first K rows of the train part. ``source`` describes ``data`` in the text. The model is ``MLP((d, hidden, m), l1, l2, dtype, seed)``.
     ``rtol`` defaults to ``FD_RTOL[dtype]`` for the finite differences; the backends are
     compared with ``BACKEND_RTOL[dtype]``. ``values`` lists every entry (default: for models
     of at most 12 parameters).
@@ -336,7 +337,7 @@ def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3
         X, y = data
         X = v.check_X(X, "X")
         y = v.check_y(y, "y", n_examples=X.shape[0])
-        source = f"the given data ({X.shape[0]} rows)"
+        source = f"{source or 'the given data'} ({X.shape[0]} rows)"
     batch_sizes = tuple(v.check_int(K, "batch_size", minimum=1) for K in batch_sizes)
     if not batch_sizes:
         raise ValueError("batch_sizes is empty: give at least one minibatch size")

@@ -63,7 +63,8 @@ def test_the_model_is_left_unchanged(backend):
 def test_objective_is_every_backends_J(backend):
     model, X, y = small_case()
     J, _ = fastmlp.gradients(model, X, y, backend=backend)
-    assert objective(model.params, X, y, model.l1, model.l2) == pytest.approx(J, rel=RTOL["float64"])
+    J_fd = objective(model.params, X, y, model.l1, model.l2)
+    assert J_fd == pytest.approx(J, rel=RTOL["float64"])
 
 
 # -- fake backends, each with one deliberate bug ------------------------------------------------
@@ -240,3 +241,12 @@ def test_cli_gradcheck_fails_with_a_reason(capsys):
     assert "failed their tolerance: " in captured.err and "(K=10)" in captured.err
     assert main(["gradcheck", "--batch-size", "100000"]) == 2
     assert "batch_sizes" in capsys.readouterr().err
+
+
+def test_cli_gradcheck_help_lists_its_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["gradcheck", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--backend", "--eps", "--hidden", "--batch-size", "--l1", "--l2", "--seed",
+                   "--dtype", "--rtol", "--wrt-input", "--data"):
+        assert option in out, option
