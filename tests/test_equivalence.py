@@ -102,8 +102,28 @@ def test_all_units_dead(other):
     J_ref, g_ref = fastmlp.gradients(model, X, y, backend="loop", wrt_input=True)
     J, g = fastmlp.gradients(model, X, y, backend=other, wrt_input=True)
     assert not g["b1"].any() and not g["X"].any()
+    assert rel_err(J, J_ref) <= RTOL["float64"]
     for key in KEYS:
         assert rel_err(g[key], g_ref[key]) <= RTOL["float64"], key
+
+
+def test_loop_does_one_forward_and_one_backward_per_example(monkeypatch):
+    from fastmlp.backends import loop as loop_module
+
+    calls = {"forward_one": 0, "backward_one": 0}
+    for name in calls:
+        original = getattr(loop_module, name)
+
+        def counted(*args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(loop_module, name, counted)
+    model, X, y = make_case(SHAPES["generic"], 10, "float64", "on", "random")
+    fastmlp.get_backend("loop").loss_and_grads(model.params, X, y, model.l1, model.l2, True)
+    assert calls == {"forward_one": 10, "backward_one": 10}
+    fastmlp.get_backend("loop").train_steps(model.params, X, y, np.arange(10), 4, 0.1)
+    assert calls == {"forward_one": 20, "backward_one": 20}
 
 
 # -- whole training ----------------------------------------------------------------------------
