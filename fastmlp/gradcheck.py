@@ -352,8 +352,9 @@ def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3
         values = model.n_params <= 12
     reference = "loop" if be.name != "loop" else "numpy"
 
-    sections = [f"model {model}, {model.n_params} parameters; data: {source}; "
-                f"minibatch K = the first K rows"]
+    sections = [f"model: {model}, {model.n_params} parameters\n"
+                f"data:  {source}\n"
+                f"minibatch of K: the first K rows"]
     failures, reports = [], []
     for K in batch_sizes:
         rep = check_gradients(model, X[:K], y[:K], backend=be, eps=eps, wrt_input=wrt_input)
