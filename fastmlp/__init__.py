@@ -12,6 +12,7 @@ scikit-learn nor torch; each is imported where it is used.
 from . import datasets, ops
 from .backends import BACKENDS, Backend, fastest_backend, get_backend
 from .datasets import Split
+from .gradcheck import check_gradients
 from .model import MLP, ModelFileError
 from .training import DivergenceError, History, evaluate, gradients, train
 
@@ -20,4 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP", "Backend", "BACKENDS", "get_backend", "fastest_backend", "gradients", "train",
     "evaluate", "History", "Split", "DivergenceError", "ModelFileError", "datasets", "ops",
+    "check_gradients",
 ]

@@ -22,6 +22,7 @@ examples:
   fastmlp train --data fashion-mnist --out runs/fmnist
   fastmlp train --data circles --hidden 20 --batch-size 16 --lr 0.5 --epochs 30 --out runs/circles
   fastmlp train --data my-points.txt --out runs/mine   (rows: x1 x2 ... label)
+  fastmlp gradcheck                                     (the seed's gradient checks)
 
 Run 'fastmlp COMMAND --help' for a command's options."""
 
@@ -172,8 +173,66 @@ def _run_info(args):
     return 0
 
 
+# -- gradcheck ---------------------------------------------------------------------------------
+def _add_gradcheck(sub):
+    from .backends import BACKENDS
+    from .gradcheck import SEED_CASE
+
+    seed = SEED_CASE
+    p = sub.add_parser(
+        "gradcheck", formatter_class=_Formatter,
+        help="check a backend's gradients by finite differences and against the loop backend",
+        description="Compare a backend's hand-written gradients with centered finite "
+                    "differences of J (in float64), per parameter, on the first K rows of the "
+                    "train split, then with the loop backend's gradients on the same rows. "
+                    "The defaults are the seed's checks: layers (2, 2, 2), all four penalties "
+                    "0.001, float64, K = 1 and 10 on two circles. Exits with status 1 when a "
+                    "check fails its tolerance. Every parameter is differenced (two "
+                    "evaluations of J each): keep models small.")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy",
+                   help="backend whose gradients are checked (compared with loop; loop itself "
+                        "is compared with numpy)")
+    p.add_argument("--data", default="circles",
+                   help="'circles', 'fashion-mnist' or a text file of rows 'x1 x2 ... label'")
+    p.add_argument("--data-dir", default=None, help="folder holding the Fashion-MNIST files")
+    p.add_argument("--hidden", type=int, default=seed["hidden"], help="hidden units")
+    p.add_argument("--batch-size", type=int, nargs="+", default=list(seed["batch_sizes"]),
+                   metavar="K", help="one or more minibatch sizes (the first K train rows)")
+    p.add_argument("--l1", type=float, nargs="+", default=[seed["l1"][0]], metavar="L",
+                   help="L1 penalty: one value for both weight matrices, or two (W1 W2)")
+    p.add_argument("--l2", type=float, nargs="+", default=[seed["l2"][0]], metavar="L",
+                   help="L2 penalty: one value for both weight matrices, or two (W1 W2)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=seed["dtype"])
+    p.add_argument("--seed", type=int, default=seed["seed"],
+                   help="seeds the data split and the initial weights")
+    p.add_argument("--eps", type=float, default=seed["eps"], help="finite-difference step")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="tolerance of the finite-difference check (default 1e-6 in float64, "
+                        "1e-4 in float32)")
+    p.add_argument("--wrt-input", action="store_true", help="also check dJ/dX")
+    p.set_defaults(run=_run_gradcheck)
+
+
+def _run_gradcheck(args):
+    from .gradcheck import cli_report
+
+    data = None if args.data == "circles" else load_data(args.data, args.seed, args.data_dir).train
+    text, failures = cli_report(
+        backend=args.backend, data=data, source=f"{args.data}, train split, standardized",
+        hidden=args.hidden, batch_sizes=tuple(args.batch_size),
+        l1=_penalty(args.l1, "--l1"), l2=_penalty(args.l2, "--l2"), dtype=args.dtype,
+        seed=args.seed, eps=args.eps, rtol=args.rtol, wrt_input=args.wrt_input)
+    print(text)
+    if failures:
+        which = ", ".join(msg.split(":")[0] for msg in failures)
+        print(f"fastmlp: {len(failures)} gradient check(s) failed their tolerance: {which}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 # -- main --------------------------------------------------------------------------------------
-_COMMANDS = (_add_train, _add_info)
+_COMMANDS = (_add_train, _add_info, _add_gradcheck)
 
 
 def build_parser():

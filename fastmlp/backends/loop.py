@@ -60,11 +60,12 @@ def _minibatch(params, X, y, l1, l2, wrt_input):
             grads[key] += g[key]
         if wrt_input:
             grads["X"][k] = g["x"]
-    inv_K = X.dtype.type(1.0 / K)
+    inv_K = params["W1"].dtype.type(1.0 / K)
     for g in grads.values():
         g *= inv_K                                 # the mean over the minibatch
     for i, key in enumerate(ops.WEIGHTS):          # + l1 sign(W) + 2 l2 W, once
-        grads[key] += ops.penalty_grad(params[key], l1[i], l2[i])
+        if l1[i] or l2[i]:
+            grads[key] += ops.penalty_grad(params[key], l1[i], l2[i])
     return loss_sum, n_errors, grads
 
 
@@ -85,7 +86,8 @@ class LoopBackend(Backend):
     def train_steps(self, params, X, y, order, batch_size, lr, l1=(0.0, 0.0), l2=(0.0, 0.0)):
         lr = params["W1"].dtype.type(lr)
         total_loss, total_errors = 0.0, 0
-        for step, start in enumerate(range(0, len(order), batch_size)):
+        starts = range(0, len(order), batch_size)
+        for step, start in enumerate(starts):
             idx = order[start:start + batch_size]
             loss_sum, n_errors, grads = _minibatch(params, X[idx], y[idx], l1, l2, False)
             if not np.isfinite(loss_sum):
@@ -94,4 +96,4 @@ class LoopBackend(Backend):
             total_errors += n_errors
             for key in ops.PARAM_KEYS:
                 params[key] -= lr * grads[key]
-        return StepStats(total_loss, total_errors, step + 1)
+        return StepStats(total_loss, total_errors, len(starts))

@@ -1,0 +1,112 @@
+"""Property tests (hypothesis) over shapes and values, for every backend.
+
+Values for the backend comparisons are drawn on a grid of multiples of 1/8 in [-2, 2]: every
+product and sum up to the logits is then exact in float32 and float64, in any order, so the
+pre-activations (exactly 0 often, which hypothesis likes) give the same relu' everywhere, and
+ties between logits are exact ties broken the same way. The finite-difference property uses
+continuous values instead, away from the kinks.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastmlp
+from conftest import RTOL
+from fastmlp.gradcheck import FD_RTOL, check_gradients
+
+FAST = settings(max_examples=25, deadline=None)
+GRID = st.integers(-16, 16)            # eighths: values in [-2, 2]
+
+
+def err(a, b):
+    """``max|a - b| / max(1, max|a|, max|b|)``. Every value here is of order 1, and so are the
+    summands of every gradient: a gradient that cancels to nearly 0 (hypothesis finds such
+    cases, e.g. two equal rows of W2) is compared on the scale of its summands, where its
+    rounding lives, rather than on its own scale."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    scale = max(1.0, np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+@st.composite
+def cases(draw):
+    d, d_h, m, K = (draw(st.integers(1, 6)), draw(st.integers(1, 5)),
+                    draw(st.integers(2, 4)), draw(st.integers(1, 9)))
+    dtype = draw(st.sampled_from(["float64", "float32"]))
+    pen = st.sampled_from([0.0, 1e-3, 0.25])
+    model = fastmlp.MLP((d, d_h, m), l1=(draw(pen), draw(pen)), l2=(draw(pen), draw(pen)),
+                        dtype=dtype)
+    for key, p in model.params.items():
+        p[...] = draw(hnp.arrays(np.int8, p.shape, elements=GRID)) / 8
+    X = (draw(hnp.arrays(np.int8, (K, d), elements=GRID)) / 8).astype(dtype)
+    y = draw(hnp.arrays(np.int64, K, elements=st.integers(0, m - 1)))
+    return model, X, y
+
+
+@pytest.mark.parametrize("name", [b for b in fastmlp.BACKENDS if b != "loop"])
+@FAST
+@given(case=cases())
+def test_every_backend_matches_loop(name, case):
+    model, X, y = case
+    rtol = RTOL[model.dtype.name]
+    loop, be = fastmlp.get_backend("loop"), fastmlp.get_backend(name)
+    J_ref, g_ref = loop.loss_and_grads(model.params, X, y, model.l1, model.l2, wrt_input=True)
+    J, g = be.loss_and_grads(model.params, X, y, model.l1, model.l2, wrt_input=True)
+    assert np.isfinite(J) and err(J, J_ref) <= rtol
+    assert set(g) == set(g_ref)
+    for key in g_ref:
+        assert g[key].dtype == model.dtype
+        assert err(g[key], g_ref[key]) <= rtol, key
+    # the logits are exact here, so evaluation agrees exactly on errors (ties included)
+    assert np.array_equal(be.logits(model.params, X), loop.logits(model.params, X))
+    loss, errors = be.evaluate(model.params, X, y)
+    loss_ref, errors_ref = loop.evaluate(model.params, X, y)
+    assert errors == errors_ref and err(loss, loss_ref) <= rtol
+    assert err(be.predict_proba(model.params, X), loop.predict_proba(model.params, X)) <= rtol
+
+
+@pytest.mark.parametrize("name", fastmlp.BACKENDS)
+@FAST
+@given(case=cases())
+def test_gradient_identities(name, case):
+    """Consequences of the spec's equations that hold whatever the values:
+    dJ/db2 = mean(o_s) - mean(onehot(y)) (so it sums to 0 over classes), and a hidden unit
+    that is off for every example gets no gradient but its penalty's."""
+    model, X, y = case
+    rtol = RTOL[model.dtype.name]
+    be = fastmlp.get_backend(name)
+    _, g = be.loss_and_grads(model.params, X, y, model.l1, model.l2, wrt_input=True)
+    m = model.n_classes
+    expected_b2 = (be.predict_proba(model.params, X).astype(np.float64).mean(axis=0)
+                   - np.bincount(y, minlength=m) / len(y))
+    # the summands o_s - onehot(y) lie in [-1, 1]: errors are measured on that scale, since
+    # their mean may cancel to nearly nothing
+    assert np.abs(g["b2"] - expected_b2).max() <= rtol
+    assert abs(float(g["b2"].astype(np.float64).sum())) <= rtol * m
+    h_a = X.astype(np.float64) @ model.params["W1"].T.astype(np.float64) + model.params["b1"]
+    off = (h_a <= 0).all(axis=0)
+    penalty = fastmlp.ops.penalty_grad(model.params["W1"], model.l1[0], model.l2[0])
+    assert not g["b1"][off].any()
+    assert err(g["W1"][off], penalty[off]) <= rtol
+    if off.all():
+        assert not g["X"].any()
+
+
+@pytest.mark.parametrize("name", fastmlp.BACKENDS)
+@FAST
+@given(d=st.integers(1, 5), d_h=st.integers(1, 4), m=st.integers(2, 4), K=st.integers(1, 6),
+       scale=st.floats(0.1, 3.0), seed=st.integers(0, 2**16),
+       l1=st.sampled_from([0.0, 1e-3, 0.1]), l2=st.sampled_from([0.0, 1e-3, 0.1]))
+def test_finite_differences_agree(name, d, d_h, m, K, scale, seed, l1, l2):
+    model = fastmlp.MLP((d, d_h, m), l1=(l1, l2), l2=(l2, l1), dtype="float64", seed=seed)
+    rng = np.random.default_rng(seed)
+    model.params["b1"][...] = rng.normal(scale=0.5, size=d_h)
+    X = rng.normal(scale=scale, size=(K, d))
+    y = rng.integers(0, m, size=K)
+    report = check_gradients(model, X, y, backend=name, wrt_input=True)
+    assume(report.near_kinks == 0)    # a finite difference across a kink measures no gradient
+    assert report.ok(FD_RTOL["float64"]), report.table()
