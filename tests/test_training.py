@@ -164,3 +164,12 @@ def test_get_backend():
     assert fastmlp.get_backend("numpy").name == "numpy"
     with pytest.raises(ValueError, match="loop"):
         fastmlp.get_backend("nope")
+
+
+def test_empty_order_takes_no_step(backend):
+    X, y = make_data(5, 3, 2)
+    model = fastmlp.MLP((3, 4, 2), dtype="float64")
+    before = model.copy_params()
+    stats = fastmlp.get_backend(backend).train_steps(model.params, X, y, np.array([], np.int64), 4, 0.1)
+    assert stats.n_steps == 0 and stats.loss_sum == 0 and stats.n_errors == 0
+    assert all(np.array_equal(before[k], model.params[k]) for k in before)

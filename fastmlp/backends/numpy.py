@@ -83,4 +83,4 @@ class NumpyBackend(Backend):
             _add_penalty_grads(grads, params, l1, l2)
             for key, g in grads.items():
                 params[key] -= lr * g
-        return StepStats(loss_sum, n_errors, step + 1)
+        return StepStats(loss_sum, n_errors, ops.n_batches(len(order), batch_size))
