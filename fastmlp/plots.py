@@ -186,7 +186,10 @@ def speed_bars(rows, path, title=None):
         ax.barh(yv, row["seconds"], color=style["color"], hatch=style["hatch"],
                 edgecolor="#222222", linewidth=0.8, height=0.65)
         seconds = row["seconds"]
-        text = f"{seconds:.4g} s" if seconds >= 0.01 else f"{seconds * 1e3:.4g} ms"
+        if seconds >= 1:
+            text = f"{seconds:.1f} s"
+        else:
+            text = f"{seconds:.3g} s" if seconds >= 0.01 else f"{seconds * 1e3:.3g} ms"
         if row.get("note"):
             text += f"  {row['note']}"
         ax.text(seconds * 1.12, yv, text, va="center", fontsize=9)

@@ -132,6 +132,12 @@ def _lam_text(lam):
     return f"{mantissa}e{int(exponent)}"
 
 
+def _blas_text(machine):
+    """", BLAS threads 1" when threadpoolctl could tell, else ""."""
+    threads = sorted({pool["num_threads"] for pool in machine.get("blas") or []})
+    return f", BLAS threads {'/'.join(map(str, threads))}" if threads else ""
+
+
 class _Run:
     """One reproduction: its folder, settings, progress bar and results."""
 
@@ -333,7 +339,8 @@ class _Run:
         speed_bars(rows, self.out / "speed.png", title=(
             f"Seconds per epoch: {what}, {EPOCH_EXAMPLES:,} examples{quick}\n"
             f"layers {FASHION_LAYERS}, K={K}, every λ={_lam_text(lam)}, float32; measured on "
-            f"{machine['cpu']}, {machine['usable_cores']} cores\n"
+            f"{machine['cpu']}, {machine['usable_cores']} cores{_blas_text(machine)}"
+            + (f", load average {load_before[0]:.1f}" if load_before else "") + "\n"
             "training time only, after an untimed warm-up (so compile time is not counted)"))
         speedups = {}
         if "loop" in timings:
