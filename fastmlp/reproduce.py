@@ -323,15 +323,22 @@ class _Run:
                 "extrapolated": n < EPOCH_EXAMPLES,
             }
             self.step(f"speed: {name}")
+        loop = timings.get("loop", {}).get("seconds_per_epoch")
         rows = []
         for name, t in timings.items():
+            note = (f"from {t['examples_timed']:,} examples" if t["extrapolated"]
+                    else f"best of {t['rounds']}")
+            if loop is not None and name != "loop":
+                note += f"; {loop / t['seconds_per_epoch']:.1f}× the loop's speed"
             rows.append({"label": f"{name} (here)", "seconds": t["seconds_per_epoch"],
                          "kind": "extrapolated" if t["extrapolated"] else "measured",
-                         "note": (f"(from {t['examples_timed']:,} examples)"
-                                  if t["extrapolated"] else f"(best of {t['rounds']})")})
+                         "note": f"({note})"})
         for name, seconds in SEED_SECONDS.items():
+            note = "published, other hardware"
+            if name != "loop":
+                note += f"; {SEED_SECONDS['loop'] / seconds:.1f}× its loop's speed"
             rows.append({"label": f"seed's {name}", "seconds": seconds, "kind": "reference",
-                         "note": "(published, other hardware)"})
+                         "note": f"({note})"})
         what = "Fashion-MNIST" if data["name"] == "fashion-mnist" else \
             "RANDOM INPUTS of Fashion-MNIST's shape (the data is not installed)"
         quick = "; QUICK: timed on subsets, scaled to the epoch" if self.quick else ""
@@ -446,6 +453,8 @@ def reproduce(out, *, quick=False, backend=None, only=None, seed=0, data_dir=Non
         raise ValueError(f"only must be a list of experiments among {', '.join(EXPERIMENTS)}, "
                          f"got {only!r}")
     only = [name for name in EXPERIMENTS if name in only]  # always in the same order
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out={os.fspath(out)!r} exists and is not a folder")
     run = _Run(out, QUICK if quick else FULL, bool(quick), backend, seed, data_dir, progress)
     return run.execute(only)
 

@@ -208,6 +208,9 @@ def test_bad_arguments_are_named(tmp_path, capsys):
         rp.reproduce(tmp_path, backend="fortran", progress=False)
     with pytest.raises(ValueError, match="seed"):
         rp.reproduce(tmp_path, seed=-1, progress=False)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match="out="):
+        rp.reproduce(tmp_path / "a-file", progress=False)
     with pytest.raises(SystemExit):
         main(["reproduce", "--quick"])  # --out is required
     assert "--out" in capsys.readouterr().err
