@@ -27,6 +27,8 @@ def learning_curves(history, path, title=None):
     from .io import atomic_open
 
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [e + 1 for e in history["epoch"]]
     train_key = "train_eval" if any(x is not None for x in history["train_eval_error"]) else "train"
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -40,6 +42,7 @@ def learning_curves(history, path, title=None):
             name = split if split != "train" or train_key == "train_eval" else "train (running mean)"
             ax.plot(epochs, values, style, color=colour, lw=2, marker="o", ms=3, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -49,4 +52,173 @@ def learning_curves(history, path, title=None):
         fig.suptitle(title)
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
+# -- decision boundaries on 2-D, 2-class data ----------------------------------------------------
+#: P(class 1) = 0, 0.5, 1: a diverging map whose two ends also differ in lightness, so the
+#: two predicted regions stay apart in grey scale (the 0.5 contour marks the boundary itself)
+REGION_COLOURS = ("#2f6ea8", "#f7f7f7", "#f9c98a")
+#: the two classes differ in marker, colour and lightness (dark circles, light triangles)
+CLASS_STYLE = (
+    {"marker": "o", "color": "#08306b", "edgecolors": "white"},
+    {"marker": "^", "color": "#e08214", "edgecolors": "#3d1f00"},
+)
+
+
+def _save_png(fig, path, dpi):
+    """Save ``fig`` to ``path`` atomically as a 256-colour PNG: these figures hold few
+    colours, and the palette makes the files several times smaller for the same look."""
+    import io
+
+    from PIL import Image  # a dependency of matplotlib
+
+    from .io import atomic_open
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    with atomic_open(path, "wb") as f:
+        small.save(f, format="PNG", optimize=True)
+
+
+def _region_cmap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("fastmlp-regions", REGION_COLOURS)
+
+
+def decision_boundaries(panels, path, suptitle=None, class_names=("class 0", "class 1"),
+                        backend="numpy", resolution=250, margin=0.4):
+    """A row of decision-boundary panels for 2-D, 2-class models, saved to ``path``.
+
+    Parameters
+    ----------
+    panels : list of (model, X, y, title)
+        a fitted :class:`fastmlp.MLP` with layers ``(2, d_h, 2)``, the points to draw
+        ``X (n, 2)``, their labels ``y (n,)`` in {0, 1}, and the panel's title.
+    class_names : the legend's names for labels 0 and 1.
+    backend : the backend that evaluates ``predict_proba`` on the grid.
+    resolution : grid points per axis.
+
+    Each panel shows P(class 1) as filled contours over a grid covering the points, the
+    0.5 contour line (the decision boundary) and the points on top, with equal axes.
+    """
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    if not panels:
+        raise ValueError("panels must hold at least one (model, X, y, title)")
+    for i, (model, X, y, _) in enumerate(panels):
+        if model.layers[0] != 2 or model.layers[-1] != 2:
+            raise ValueError(f"panels[{i}]: decision boundaries need a model with 2 inputs and "
+                             f"2 classes, got layers {model.layers}")
+        if np.ndim(X) != 2 or np.shape(X)[1] != 2 or len(X) != len(y):
+            raise ValueError(f"panels[{i}]: X must be (n, 2) with one label per row, got X "
+                             f"{np.shape(X)} and y {np.shape(y)}")
+    plt = _pyplot()
+    cmap = _region_cmap()
+    levels = np.linspace(0.0, 1.0, 21)
+    allX = np.concatenate([np.asarray(X, dtype=np.float64) for _, X, _, _ in panels])
+    lo, hi = allX.min(axis=0) - margin, allX.max(axis=0) + margin
+    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+    grid = np.column_stack([g0.ravel(), g1.ravel()])
+
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.0 * n + 1.2, 5.3), squeeze=False,
+                             constrained_layout=True)
+    axes = axes[0]
+    filled = None
+    for ax, (model, X, y, title) in zip(axes, panels):
+        proba = model.predict_proba(grid, backend=backend)[:, 1].reshape(g0.shape)
+        filled = ax.contourf(g0, g1, proba, levels=levels, cmap=cmap, vmin=0.0, vmax=1.0)
+        ax.contour(g0, g1, proba, levels=[0.5], colors="black", linewidths=1.6)
+        X, y = np.asarray(X), np.asarray(y)
+        for label in (0, 1):
+            pts = X[y == label]
+            ax.scatter(pts[:, 0], pts[:, 1], s=16, alpha=0.8, linewidths=0.6,
+                       **CLASS_STYLE[label])
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_aspect("equal")
+        ax.set_xlabel("$x_1$ (standardized)")
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("$x_2$ (standardized)")
+    cbar = fig.colorbar(filled, ax=list(axes), shrink=0.75, pad=0.02)
+    cbar.set_label("predicted P(class 1)")
+    cbar.set_ticks([0.0, 0.25, 0.5, 0.75, 1.0])
+    handles = [Line2D([], [], linestyle="none", markersize=7, markerfacecolor=style["color"],
+                      markeredgecolor=style["edgecolors"], marker=style["marker"], label=name)
+               for style, name in zip(CLASS_STYLE, class_names)]
+    handles.append(Line2D([], [], color="black", lw=1.6, label="decision boundary, P = 0.5"))
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=12)
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+    _save_png(fig, path, dpi=90)
+    plt.close(fig)
+
+
+# -- seconds per epoch -------------------------------------------------------------------------
+def speed_bars(rows, path, title=None):
+    """Seconds per epoch as horizontal bars on a log scale, saved to ``path``.
+
+    Parameters
+    ----------
+    rows : list of dicts with ``label`` (str), ``seconds`` (float > 0), ``kind`` (one of
+        "measured", "extrapolated", "reference") and an optional ``note`` printed beside
+        the bar. "extrapolated" bars are hatched; "reference" bars (numbers published
+        elsewhere, on other hardware) are grey and hatched differently.
+    """
+    import math
+
+    from matplotlib.patches import Patch
+
+    kinds = {
+        "measured": {"color": "#1b6ca8", "hatch": None, "label": "measured here"},
+        "extrapolated": {"color": "#7fb2d9", "hatch": "///",
+                         "label": "measured here on a subset, extrapolated to the epoch"},
+        "reference": {"color": "#bdbdbd", "hatch": "..",
+                      "label": "the seed's published time (other hardware)"},
+    }
+    if not rows:
+        raise ValueError("rows must hold at least one bar")
+    for i, row in enumerate(rows):
+        if row.get("kind") not in kinds:
+            raise ValueError(f"rows[{i}]['kind'] must be one of {tuple(kinds)}, got {row.get('kind')!r}")
+        if not (isinstance(row.get("seconds"), (int, float)) and math.isfinite(row["seconds"])
+                and row["seconds"] > 0):
+            raise ValueError(f"rows[{i}]['seconds'] must be a finite number > 0, "
+                             f"got {row.get('seconds')!r}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10.0, 0.55 * len(rows) + 2.4), constrained_layout=True)
+    ypos = list(range(len(rows)))[::-1]
+    for yv, row in zip(ypos, rows):
+        style = kinds[row["kind"]]
+        ax.barh(yv, row["seconds"], color=style["color"], hatch=style["hatch"],
+                edgecolor="#222222", linewidth=0.8, height=0.65)
+        seconds = row["seconds"]
+        if seconds >= 1:
+            text = f"{seconds:.1f} s"
+        else:
+            text = f"{seconds:.3g} s" if seconds >= 0.01 else f"{seconds * 1e3:.3g} ms"
+        if row.get("note"):
+            text += f"  {row['note']}"
+        ax.text(seconds * 1.12, yv, text, va="center", fontsize=9)
+    ax.set_yticks(ypos)
+    ax.set_yticklabels([row["label"] for row in rows])
+    ax.set_xscale("log")
+    smallest = min(row["seconds"] for row in rows)
+    largest = max(row["seconds"] for row in rows)
+    ax.set_xlim(smallest / 2, largest * 12)
+    ax.set_xlabel("seconds per epoch (log scale; shorter is faster)")
+    ax.grid(axis="x", which="major", alpha=0.3)
+    used = [k for k in kinds if any(row["kind"] == k for row in rows)]
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.legend(handles=[Patch(facecolor=kinds[k]["color"], hatch=kinds[k]["hatch"],
+                              edgecolor="#222222", label=kinds[k]["label"]) for k in used],
+               loc="outside lower center", ncol=len(used), fontsize=9, frameon=False)
+    _save_png(fig, path, dpi=90)
     plt.close(fig)
