@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .base import Backend, StepStats
+from .base import Backend, StepStats, single_threaded_blas
 
 
 def forward_one(params, x):
@@ -74,15 +74,18 @@ class LoopBackend(Backend):
 
     name = "loop"
 
+    @single_threaded_blas
     def logits(self, params, X):
         return np.stack([forward_one(params, x)[2] for x in X])
 
+    @single_threaded_blas
     def loss_and_grads(self, params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0), wrt_input=False):
         loss_sum, _, grads = _minibatch(params, X, y, l1, l2, wrt_input)
         J = loss_sum / X.shape[0]
         J += sum(ops.penalty(params[k], l1[i], l2[i]) for i, k in enumerate(ops.WEIGHTS))
         return J, grads
 
+    @single_threaded_blas
     def train_steps(self, params, X, y, order, batch_size, lr, l1=(0.0, 0.0), l2=(0.0, 0.0)):
         lr = params["W1"].dtype.type(lr)
         total_loss, total_errors = 0.0, 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .base import Backend, StepStats
+from .base import Backend, StepStats, single_threaded_blas
 
 
 def _forward(params, X):
@@ -56,9 +56,11 @@ class NumpyBackend(Backend):
 
     name = "numpy"
 
+    @single_threaded_blas
     def logits(self, params, X):
         return _forward(params, X)[2]
 
+    @single_threaded_blas
     def loss_and_grads(self, params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0), wrt_input=False):
         h_a, h_s, o_a = _forward(params, X)
         J = float(ops.cross_entropy(o_a, y).mean(dtype=np.float64))
@@ -67,6 +69,7 @@ class NumpyBackend(Backend):
         _add_penalty_grads(grads, params, l1, l2)
         return J, grads
 
+    @single_threaded_blas
     def train_steps(self, params, X, y, order, batch_size, lr, l1=(0.0, 0.0), l2=(0.0, 0.0)):
         lr = params["W1"].dtype.type(lr)
         loss_sum, n_errors = 0.0, 0
