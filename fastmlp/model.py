@@ -147,10 +147,9 @@ class MLP:
                 raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
             meta["extra"] = extra
         try:
-            # allow_nan=False: JSON has no NaN, and a checkpoint must read back as written
-            text = json.dumps(meta, allow_nan=False)
+            text = json.dumps(meta)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"extra must hold only JSON values (finite numbers, strings, lists, "
+            raise TypeError(f"extra must hold only JSON values (numbers, strings, lists, "
                             f"dicts, None): {exc}") from None
         for key, p in self.params.items():
             if not np.isfinite(p).all():
