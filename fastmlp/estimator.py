@@ -128,7 +128,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                         f"got {rs!r}")
 
     def _validate_X_y(self, X, y, dtype, reset):
-        X, y = validate_data(self, X, y, reset=reset, dtype=dtype)
+        # a value too large for float32 is refused by validate_data, with its own message
+        with np.errstate(over="ignore", invalid="ignore"):
+            X, y = validate_data(self, X, y, reset=reset, dtype=dtype)
         check_classification_targets(y)
         return X, y
 
@@ -228,7 +230,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities ``(n, m)``, columns in the order of ``classes_``."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.model_.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = validate_data(self, X, reset=False, dtype=self.model_.dtype)
         return self.model_.predict_proba(X, backend=self.backend_)
 
     def predict_log_proba(self, X):

@@ -106,8 +106,8 @@ class History:
         return "\n".join(lines)
 
 
-def as_split(data, n_features, n_classes):
-    """``(X, y)`` or a :class:`Split` -> a Split whose parts are validated."""
+def as_split(data, n_features, n_classes, dtype=None):
+    """``(X, y)`` or a :class:`Split` -> ``{name: (X, y)}``, validated (X converted to ``dtype``)."""
     if isinstance(data, Split):
         parts = dict(data.parts())
     elif isinstance(data, (tuple, list)) and len(data) == 2:
@@ -117,7 +117,7 @@ def as_split(data, n_features, n_classes):
                         f"got {type(data).__name__}")
     checked = {}
     for name, (X, y) in parts.items():
-        X = v.check_X(X, f"{name} X", n_features=n_features)
+        X = v.check_X(X, f"{name} X", n_features=n_features, dtype=dtype)
         y = v.check_y(y, f"{name} y", n_examples=X.shape[0], n_classes=n_classes)
         checked[name] = (X, y)
     return checked
@@ -200,7 +200,7 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
     if on_epoch_end is not None and not callable(on_epoch_end):
         raise TypeError(f"on_epoch_end must be a callable (epoch, history) or None, "
                         f"got {on_epoch_end!r}")
-    parts = as_split(data, model.n_features, model.n_classes)
+    parts = as_split(data, model.n_features, model.n_classes, model.dtype)
     X, y = parts["train"]
     X = np.ascontiguousarray(X, dtype=model.dtype)
     evals = [(name, np.ascontiguousarray(Xp, dtype=model.dtype), yp)
