@@ -252,7 +252,7 @@ def _load_checkpoint(path, settings, layers):
                                 "from (write one with --checkpoint-every N)")
     model, extra = MLP.load(path, return_extra=True)
     try:
-        if extra.get("kind") != "fastmlp-checkpoint":
+        if not isinstance(extra, dict) or extra.get("kind") != "fastmlp-checkpoint":
             raise ValueError("it is a model file, not a checkpoint")
         saved, epoch = extra["settings"], extra["epoch"]
         history = History.from_dict(extra["history"])
