@@ -284,8 +284,8 @@ def _check_bool(value, name):
 def _check_n_classes(classes, name):
     if len(classes) < 2:
         # "1 class" is the wording scikit-learn's checks look for
-        raise ValueError(f"{name} holds {len(classes)} class ({classes!r}); a classifier "
-                         "needs at least 2 classes")
+        raise ValueError(f"{name} holds {len(classes)} class ({classes.tolist()}); a "
+                         "classifier needs at least 2 classes")
 
 
 __all__ = ["MLPClassifier"]
