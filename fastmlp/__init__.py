@@ -18,22 +18,27 @@ from .training import DivergenceError, History, evaluate, gradients, train
 
 __version__ = "0.1.0"
 
-#: names resolved on first use because they import optional dependencies
-_LAZY = {"MLPClassifier": "estimator"}
+#: names resolved on first use because they import optional dependencies:
+#: name -> (module of fastmlp, the dependency it needs)
+_LAZY = {"MLPClassifier": ("estimator", "sklearn")}
 
 
 def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name][0]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+    # only what can be imported here, so that help(fastmlp) works without scikit-learn
+    import importlib.util
+
+    return sorted(list(globals()) + [name for name, (_, needs) in _LAZY.items()
+                                     if importlib.util.find_spec(needs) is not None])
 
 
 # MLPClassifier is not in __all__: ``from fastmlp import *`` must not need scikit-learn.

@@ -7,19 +7,25 @@ in place of a good one: readers see the old file or the new one, whole.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 
 
-def _default_mode():
-    """``0o666`` minus the umask: the mode ``open()`` would give a new file.
+def _create_beside(path):
+    """Create a new, uniquely named temporary file in ``path``'s folder: ``(fd, name)``.
 
-    ``mkstemp`` creates its file readable by its owner only; a model file should be as
-    readable as any other file the user writes.
+    Unlike ``tempfile.mkstemp`` (readable by its owner only), the file is created with mode
+    0o666 minus the umask, as ``open()`` would create ``path`` itself.
     """
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    folder, base = os.path.split(os.path.abspath(path))
+    suffix = os.path.splitext(base)[1]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
 
 
 def _fsync_dir(folder):
@@ -47,15 +53,13 @@ def atomic_open(path, mode="wb"):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    fd, tmp = _create_beside(path)
     try:
         kwargs = {} if "b" in mode else {"encoding": "utf-8"}
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -51,6 +51,8 @@ def test_fastmlp_works_without_scikit_learn():
             "import fastmlp\n"
             "X, y = fastmlp.datasets.circles(n=50)\n"
             "fastmlp.train(fastmlp.MLP((2, 4, 2)), (X, y), epochs=1, progress=False)\n"
+            "assert 'MLPClassifier' not in dir(fastmlp)\n"
+            "import pydoc; pydoc.render_doc(fastmlp)\n"
             "try:\n"
             "    fastmlp.MLPClassifier\n"
             "except ImportError as exc:\n"
