@@ -174,6 +174,13 @@ def _run_train(args):
         raise ValueError("--resume and --checkpoint-every need --out DIR, the folder that "
                          f"holds {CHECKPOINT}")
     l1, l2 = _penalty(args.l1, "--l1"), _penalty(args.l2, "--l2")
+    if args.out:  # fail now rather than after training, when the results are written
+        try:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--out {args.out!r}: cannot create that folder ({exc})") from None
+        if not os.access(args.out, os.W_OK):
+            raise ValueError(f"--out {args.out!r}: that folder is not writable")
     split = load_data(args.data, args.seed, args.data_dir)
     X, y = split.train
     n_classes = _check_labels(split, args.data)
@@ -232,7 +239,12 @@ def _run_train(args):
         print(f"after {len(history)} epochs: " + ", ".join(summary)
               + f"; training took {seconds:.2f} s ({seconds / len(history):.3f} s per epoch)")
     if args.out:
-        _write_run(args.out, model, history)
+        try:
+            _write_run(args.out, model, history)
+        except OSError as exc:  # a full disk, say: say so plainly (earlier files are intact)
+            print(f"fastmlp: error: could not write the results to {args.out}: {exc}",
+                  file=sys.stderr)
+            return 1
     return status
 
 

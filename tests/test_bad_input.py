@@ -312,6 +312,7 @@ CLI_CASES = {
     "--checkpoint-every 0": (["--checkpoint-every", 0], "argument --checkpoint-every: must be"),
     "--resume without --out": (["--resume"], "--resume and --checkpoint-every need --out DIR"),
     "--checkpoint-every without --out": (["--checkpoint-every", 2], "need --out DIR"),
+    "--out a file": (["--out", __file__], "--out .*: cannot create that folder"),
 }
 
 

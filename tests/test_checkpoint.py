@@ -191,3 +191,15 @@ def test_resume_on_another_backend_warns(tmp_path, capsys):
     args[args.index("--backend") + 1] = next(b for b in fastmlp.BACKENDS if b != "numpy")
     assert main(args) == 0
     assert "will not be bit-identical" in capsys.readouterr().err
+
+
+def test_a_failed_write_is_reported_plainly(tmp_path, capsys, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("fastmlp.io.write_text_atomic", disk_full)
+    out = tmp_path / "run"
+    assert main(quick(out)) == 1
+    err = capsys.readouterr().err
+    assert f"could not write the results to {out}: [Errno 28] No space left" in err
+    assert fastmlp.MLP.load(out / "model.npz")  # what was written before is whole
