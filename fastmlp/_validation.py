@@ -156,6 +156,12 @@ def check_finite_output(values, name="X"):
     that is reported as bad input rather than returned as NaN or garbage labels.
     """
     if not np.isfinite(values).all():
+        if np.ndim(values) == 0:
+            raise ValueError(
+                f"{name}: the model's loss overflowed (became infinite or NaN); the input "
+                "values are too large for the model's dtype. Rescale the data (e.g. "
+                "standardize it) as it was for training."
+            )
         rows = np.unique(np.argwhere(~np.isfinite(np.atleast_2d(values)))[:, 0])
         raise ValueError(
             f"{name}: the model's outputs overflowed (became infinite or NaN) for {len(rows)} "

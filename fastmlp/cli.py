@@ -194,18 +194,18 @@ def _run_train(args):
                     "l2": list(l2), "dtype": args.dtype, "seed": args.seed,
                     "backend": args.backend}
     if args.resume:
-        model, history = _load_checkpoint(checkpoint, settings, (X.shape[1], args.hidden, n_classes))
+        layers = (X.shape[1], args.hidden, n_classes)
+        model, history = _load_checkpoint(checkpoint, settings, layers)
         print(f"fastmlp: resuming {checkpoint} after epoch {len(history)} of {args.epochs}",
               file=sys.stderr)
     else:
         model = MLP((X.shape[1], args.hidden, n_classes), l1=l1, l2=l2, dtype=args.dtype,
                     seed=args.seed)
         history = None
-    on_epoch_end = None
-    if args.checkpoint_every:
-        def on_epoch_end(epoch, history):
-            if (epoch + 1) % args.checkpoint_every == 0 or epoch + 1 == args.epochs:
-                _save_checkpoint(checkpoint, model, history, settings)
+
+    def checkpoint_every(epoch, history):
+        if (epoch + 1) % args.checkpoint_every == 0 or epoch + 1 == args.epochs:
+            _save_checkpoint(checkpoint, model, history, settings)
 
     print(f"fastmlp: {model} on {args.data}: "
           + ", ".join(f"{name} {len(part[1])}" for name, part in split.parts())
@@ -216,7 +216,7 @@ def _run_train(args):
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                         progress=not args.no_progress, eval_train=args.eval_train,
                         start_epoch=len(history) if history else 0, history=history,
-                        on_epoch_end=on_epoch_end)
+                        on_epoch_end=checkpoint_every if args.checkpoint_every else None)
     except DivergenceError as exc:
         print(f"fastmlp: {exc}", file=sys.stderr)
         history, status = exc.history, 3
@@ -224,7 +224,7 @@ def _run_train(args):
         message = f"fastmlp: interrupted; keeping the {len(history)} completed epoch(s)"
         if settings is not None:
             _save_checkpoint(checkpoint, model, history, settings)
-            message += f"; continue with the same command and --resume"
+            message += "; continue with the same command and --resume"
         print(message, file=sys.stderr)
         status = 130
     print(history.table())

@@ -182,22 +182,16 @@ def _check_path(path, name="path"):
     return os.fspath(path)
 
 
-def read_model_file(path):
-    """Return ``(arrays, meta)`` from a model file, or raise :class:`ModelFileError`.
+def _read_npz(path, keys):
+    """``(names of the archive's arrays, {key: array} for the ``keys`` it holds)``.
 
-    The file is opened with ``allow_pickle=False``: pickled objects are refused, never
-    unpickled, so nothing in the file runs. Everything is checked before it is returned.
+    ``allow_pickle=False``: an array of pickled objects is refused, never unpickled. Every
+    way a damaged archive can fail to read becomes a :class:`ModelFileError`.
     """
-    path = _check_path(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist")
-    if not zipfile.is_zipfile(path):
-        # np.load would also read a bare .npy array; a model file is always an .npz archive
-        raise ModelFileError(f"{path!r} is not a fastmlp model file: not an .npz archive "
-                             "(truncated, corrupt, or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            names = list(npz.files)
+            return names, {k: npz[k] for k in keys if k in names}
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise ModelFileError(
@@ -212,9 +206,26 @@ def read_model_file(path):
             f"{path!r} is not a valid fastmlp model file (truncated or corrupt?): "
             f"{type(exc).__name__}: {exc}"
         ) from None
-    if "__meta__" not in arrays:
+
+
+def read_model_file(path):
+    """Return ``(arrays, meta)`` from a model file, or raise :class:`ModelFileError`.
+
+    The file is opened with ``allow_pickle=False``: pickled objects are refused, never
+    unpickled, so nothing in the file runs. Everything is checked before it is returned.
+    """
+    path = _check_path(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        # np.load would also read a bare .npy array; a model file is always an .npz archive
+        raise ModelFileError(f"{path!r} is not a fastmlp model file: not an .npz archive "
+                             "(truncated, corrupt, or another kind of file)")
+    # the metadata first: a foreign archive is refused without loading its arrays
+    names, got = _read_npz(path, ["__meta__"])
+    if "__meta__" not in got:
         raise ModelFileError(f"{path!r} is not a fastmlp model file: it has no '__meta__' entry")
-    raw = arrays.pop("__meta__")
+    raw = got["__meta__"]
     if raw.shape != () or raw.dtype.kind != "U":
         raise ModelFileError(f"{path!r}: its '__meta__' entry is not a string")
     try:
@@ -241,10 +252,10 @@ def read_model_file(path):
         raise ModelFileError(f"{path!r}: invalid model metadata: {exc}") from None
     d, d_h, m = layers
     expected = {"W1": (d_h, d), "b1": (d_h,), "W2": (m, d_h), "b2": (m,)}
-    if set(arrays) != set(expected):
-        raise ModelFileError(
-            f"{path!r}: expected arrays {sorted(expected)}, found {sorted(arrays)}"
-        )
+    found = sorted(set(names) - {"__meta__"})
+    if found != sorted(expected):
+        raise ModelFileError(f"{path!r}: expected arrays {sorted(expected)}, found {found}")
+    _, arrays = _read_npz(path, list(expected))
     for key, shape in expected.items():
         a = arrays[key]
         if a.shape != shape or a.dtype != np.dtype(dtype):

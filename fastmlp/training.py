@@ -107,7 +107,7 @@ class History:
 
 
 def as_split(data, n_features, n_classes, dtype=None):
-    """``(X, y)`` or a :class:`Split` -> ``{name: (X, y)}``, validated (X converted to ``dtype``)."""
+    """``(X, y)`` or a :class:`Split` -> ``{name: (X, y)}``, validated, X in ``dtype``."""
     if isinstance(data, Split):
         parts = dict(data.parts())
     elif isinstance(data, (tuple, list)) and len(data) == 2:

@@ -65,7 +65,7 @@ def wait_for(path, proc, timeout=120):
     """Wait until ``path`` exists (the first checkpoint), failing if the process ends first."""
     deadline = time.monotonic() + timeout
     while not path.exists():
-        assert proc.poll() is None, f"the run ended before its first checkpoint: {proc.stderr.read()}"
+        assert proc.poll() is None, f"the run ended before a checkpoint: {proc.stderr.read()}"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.002)
 

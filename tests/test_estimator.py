@@ -107,7 +107,8 @@ def test_partial_fit_epochs_times_equals_fit(backend):
     assert stepped.loss_curve_ == fitted.loss_curve_ and stepped.n_iter_ == 3
     # past `epochs`, the schedule keeps decaying and training goes on
     stepped.partial_fit(X[:50], y[:50] + 1)
-    assert stepped.n_iter_ == 4 and stepped.history_["lr"][-1] == pytest.approx(0.5 / (1 + 4 * 3 / 3))
+    assert stepped.n_iter_ == 4
+    assert stepped.history_["lr"][-1] == pytest.approx(0.5 / (1 + 4 * 3 / 3))
 
 
 def test_partial_fit_refuses_what_it_cannot_continue():

@@ -79,7 +79,8 @@ def test_divergence_in_a_later_epoch_keeps_the_last_good_epoch(backend, fault, s
     faulty = Faulty(backend, "train_steps", at=3, fault=fault)
     model, exc, snapshots = run(faulty)
     assert isinstance(exc, fastmlp.DivergenceError)
-    steps = fastmlp.ops.n_batches(len(fastmlp.datasets.split(*make_data(90, 4, 3, seed=5)).train[1]), 8)
+    n_train = len(fastmlp.datasets.split(*make_data(90, 4, 3, seed=5)).train[1])
+    steps = fastmlp.ops.n_batches(n_train, 8)
     expected_step = steps - 1 if step == "last" else step
     assert (exc.epoch, exc.step) == (2, expected_step)
     assert f"diverged at epoch 3, step {expected_step + 1} of {steps}" in str(exc)
