@@ -235,33 +235,38 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
             order = ops.epoch_order(n, seed, epoch)
             good, n_rows = model.copy_params(), len(history.rows)
             loss_sum, n_errors, steps_done, seconds = 0.0, 0, 0, 0.0
-            for start in range(0, n, chunk):
-                t0 = time.perf_counter()
-                # overflow is detected below and reported as a DivergenceError
-                with np.errstate(over="ignore", invalid="ignore"):
-                    stats = be.train_steps(params, X, y, order[start:start + chunk],
-                                           batch_size, lr_e, l1, l2)
-                seconds += time.perf_counter() - t0
-                loss_sum += stats.loss_sum
-                n_errors += stats.n_errors
-                bad = stats.failed_step
-                if bad < 0 and not all(np.isfinite(p).all() for p in params.values()):
-                    bad = stats.n_steps - 1
-                if bad >= 0:
-                    step = steps_done + bad
-                    model.set_params_from(good)
-                    raise DivergenceError(
-                        f"training diverged at epoch {epoch + 1}, step {step + 1} of "
-                        f"{steps_per_epoch}: the loss or the weights became non-finite "
-                        f"(lr={lr_e:.4g}); the model keeps the weights of the last good "
-                        "epoch. Try a smaller learning rate.", epoch, step, history)
-                steps_done += stats.n_steps
-                if bar is not None:
-                    seen = min(start + chunk, n)
-                    bar.update(min(chunk, n - start))
-                    bar.set_postfix_str(
-                        f"epoch {epoch + 1}/{epochs} loss {loss_sum / seen:.4f} "
-                        f"err {100.0 * n_errors / seen:.2f}%", refresh=False)
+            try:
+                for start in range(0, n, chunk):
+                    t0 = time.perf_counter()
+                    # overflow is detected below and reported as a DivergenceError
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        stats = be.train_steps(params, X, y, order[start:start + chunk],
+                                               batch_size, lr_e, l1, l2)
+                    seconds += time.perf_counter() - t0
+                    loss_sum += stats.loss_sum
+                    n_errors += stats.n_errors
+                    bad = stats.failed_step
+                    if bad < 0 and not all(np.isfinite(p).all() for p in params.values()):
+                        bad = stats.n_steps - 1
+                    if bad >= 0:
+                        step = steps_done + bad
+                        model.set_params_from(good)
+                        raise DivergenceError(
+                            f"training diverged at epoch {epoch + 1}, step {step + 1} of "
+                            f"{steps_per_epoch}: the loss or the weights became non-finite "
+                            f"(lr={lr_e:.4g}); the model keeps the weights of the last good "
+                            "epoch. Try a smaller learning rate.", epoch, step, history)
+                    steps_done += stats.n_steps
+                    if bar is not None:
+                        seen = min(start + chunk, n)
+                        bar.update(min(chunk, n - start))
+                        bar.set_postfix_str(
+                            f"epoch {epoch + 1}/{epochs} loss {loss_sum / seen:.4f} "
+                            f"err {100.0 * n_errors / seen:.2f}%", refresh=False)
+            except KeyboardInterrupt:
+                model.set_params_from(good)
+                history.interrupted = True
+                return history
             row = {"epoch": epoch, "lr": lr_e, "train_loss": loss_sum / n,
                    "train_error": 100.0 * n_errors / n, "seconds": seconds}
             t0 = time.perf_counter()
@@ -283,8 +288,8 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history)
     except KeyboardInterrupt:
-        # An epoch counts once its row is in the history; one cut short (in its steps, its
-        # evaluation, anywhere before the row) is undone, so that model and history agree.
+        # Ctrl-C outside the steps (in the evaluation, the hook, between epochs): an epoch
+        # counts once its row is in the history, so that model and history agree.
         if good is not None and len(history.rows) == n_rows:
             model.set_params_from(good)
         history.interrupted = True
