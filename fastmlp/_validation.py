@@ -13,13 +13,19 @@ import numpy as np
 
 DTYPES = ("float32", "float64")
 
+#: largest class label accepted when the number of classes is not yet known (a label is
+#: a row of the output layer: a billion of them is a typo, not a problem to allocate for)
+MAX_LABEL = 2**31 - 1
+
 
 def check_dtype(dtype, name="dtype"):
     """Return the canonical dtype name ("float32" or "float64")."""
-    try:
-        canonical = np.dtype(dtype).name
-    except TypeError:
-        canonical = None
+    canonical = None
+    if dtype is not None:  # np.dtype(None) is float64: too easy to pass by mistake
+        try:
+            canonical = np.dtype(dtype).name
+        except Exception:  # np.dtype raises TypeError, ValueError or KeyError on nonsense
+            canonical = None
     if canonical not in DTYPES:
         raise ValueError(f"{name}={dtype!r} is not supported; use one of {DTYPES}")
     return canonical
@@ -83,17 +89,26 @@ def check_seed(seed, name="seed"):
     return check_int(seed, name, minimum=0)
 
 
+def _as_array(value, name, what):
+    """``np.asarray(value)`` with a message naming ``name`` when it cannot be read."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be {what}, got a string")
+    if hasattr(value, "toarray") and not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} is a sparse matrix; fastmlp needs {what}: "
+                        f"pass {name}.toarray()")
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be read as {what}: {exc}") from None
+
+
 def check_X(X, name="X", *, n_features=None, dtype=None):
     """A finite, non-empty 2-D real array (rows are examples); returned C-contiguous.
 
-    With ``dtype`` the result is converted to that dtype (one copy at most).
+    With ``dtype`` the result is converted to that dtype (one copy at most); a finite value
+    too large for it (above 3.4e38 for float32) is refused rather than becoming infinite.
     """
-    if isinstance(X, (str, bytes)):
-        raise TypeError(f"{name} must be a 2-D array of numbers, got a string")
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    arr = _as_array(X, name, "a 2-D array of numbers, shape (n_examples, n_features)")
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
@@ -105,28 +120,68 @@ def check_X(X, name="X", *, n_features=None, dtype=None):
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 examples (rows); at least 1 is needed")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features (columns); at least 1 is needed")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
             f"{name} has {arr.shape[1]} features (columns) but the model expects {n_features}"
         )
-    if dtype is not None:
-        arr = np.ascontiguousarray(arr, dtype=dtype)
-    else:
-        arr = np.ascontiguousarray(arr)
-    if not np.isfinite(arr).all():
+    _check_finite(arr, name)
+    if dtype is not None and arr.dtype != np.dtype(dtype):
+        with np.errstate(over="ignore"):
+            converted = np.ascontiguousarray(arr, dtype=dtype)
+        if not np.isfinite(converted).all():
+            big = np.abs(arr[~np.isfinite(converted)]).max()
+            raise ValueError(
+                f"{name} holds values too large for {np.dtype(dtype).name} (|value| up to "
+                f"{big:.3g}; the largest allowed is {np.finfo(dtype).max:.3g})"
+            )
+        return converted
+    return np.ascontiguousarray(arr)
+
+
+def _check_finite(arr, name):
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
             f"{name} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]}); "
             "all values must be finite"
         )
-    return arr
+
+
+def check_finite_output(values, name="X"):
+    """Refuse a non-finite result computed from finite input ``name``.
+
+    The model's outputs can overflow for inputs far larger than anything it was trained on;
+    that is reported as bad input rather than returned as NaN or garbage labels.
+    """
+    if not np.isfinite(values).all():
+        if np.ndim(values) == 0:
+            raise ValueError(
+                f"{name}: the model's loss overflowed (became infinite or NaN); the input "
+                "values are too large for the model's dtype. Rescale the data (e.g. "
+                "standardize it) as it was for training."
+            )
+        rows = np.unique(np.argwhere(~np.isfinite(np.atleast_2d(values)))[:, 0])
+        raise ValueError(
+            f"{name}: the model's outputs overflowed (became infinite or NaN) for {len(rows)} "
+            f"row(s), the first being row {rows[0]}; the input values are too large for the "
+            "model's dtype. Rescale the data (e.g. standardize it) as it was for training."
+        )
+    return values
+
+
+def check_model(model, name="model"):
+    from .model import MLP
+
+    if not isinstance(model, MLP):
+        raise TypeError(f"{name} must be a fastmlp.MLP, got {type(model).__name__}")
+    return model
 
 
 def check_y(y, name="y", *, n_examples=None, n_classes=None):
     """Integer class labels in ``[0, n_classes)``, 1-D, returned as int64."""
-    if isinstance(y, (str, bytes)):
-        raise TypeError(f"{name} must be a 1-D array of integer labels, got a string")
-    arr = np.asarray(y)
+    arr = _as_array(y, name, "a 1-D array of integer class labels")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, shape (n_examples,); got shape {arr.shape}")
     if arr.size == 0:
@@ -146,7 +201,7 @@ def check_y(y, name="y", *, n_examples=None, n_classes=None):
             f"{name} has {arr.shape[0]} labels but X has {n_examples} examples; they must match"
         )
     lo, hi = arr.min(), arr.max()
-    if lo < 0 or (n_classes is not None and hi >= n_classes):
-        allowed = f"0..{n_classes - 1}" if n_classes is not None else ">= 0"
-        raise ValueError(f"{name} has labels out of range ({lo}..{hi}); allowed: {allowed}")
+    top = MAX_LABEL if n_classes is None else n_classes - 1
+    if lo < 0 or hi > top:
+        raise ValueError(f"{name} has labels out of range ({lo}..{hi}); allowed: 0..{top}")
     return np.ascontiguousarray(arr, dtype=np.int64)

@@ -58,6 +58,37 @@ def load_data(name, seed, data_dir=None):
 
 
 # -- train -------------------------------------------------------------------------------------
+CHECKPOINT = "checkpoint.npz"
+#: the settings a checkpoint must share with the command that resumes it: everything that
+#: changes the weights (the backend only changes rounding: a warning, not a refusal)
+RESUME_SETTINGS = ("data_sha256", "n_examples", "hidden", "epochs", "batch_size", "lr",
+                   "l1", "l2", "dtype", "seed")
+
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _nonneg_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    if not (value >= 0 and value != float("inf")):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def _add_train(sub):
     from .backends import BACKENDS, fastest_backend
 
@@ -66,26 +97,29 @@ def _add_train(sub):
         help="train a model and write it, its history and its learning curves",
         description="Train an MLP by minibatch SGD. The data is shuffled and split 70/15/15 "
                     "into train/valid/test, standardized with the train split's statistics. "
-                    "Writes OUT/model.npz, OUT/history.json and OUT/learning-curves.png.")
+                    "Writes OUT/model.npz, OUT/history.json and OUT/learning-curves.png. "
+                    "Ctrl-C stops after the last completed epoch and writes them; with "
+                    "--checkpoint-every, a killed run continues with --resume and ends with "
+                    "the same weights as an uninterrupted one.")
     p.add_argument("--data", default="fashion-mnist",
                    help="'fashion-mnist', 'circles' (two-circles, 1100 points) or a text file "
-                        "of rows 'x1 x2 ... label'")
+                        "of rows 'x1 x2 ... label' (labels 0, 1, ..., m-1)")
     p.add_argument("--data-dir", default=None,
                    help="folder holding the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
                         "then /usr/share/datasets/fashion-mnist)")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units")
+    p.add_argument("--hidden", type=_int_at_least(1), default=64, help="hidden units")
     p.add_argument("--backend", choices=BACKENDS, default=fastest_backend(),
                    help="computation backend (default: the fastest available)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32, help="minibatch size K")
-    p.add_argument("--lr", type=float, default=0.1,
+    p.add_argument("--epochs", type=_int_at_least(1), default=30)
+    p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="minibatch size K")
+    p.add_argument("--lr", type=_nonneg_float, default=0.1,
                    help="learning rate at epoch 0; epoch e uses lr / (1 + 4e/epochs)")
-    p.add_argument("--l1", type=float, nargs="+", default=[0.0], metavar="L",
+    p.add_argument("--l1", type=_nonneg_float, nargs="+", default=[0.0], metavar="L",
                    help="L1 penalty: one value for both weight matrices, or two (W1 W2)")
-    p.add_argument("--l2", type=float, nargs="+", default=[0.0], metavar="L",
+    p.add_argument("--l2", type=_nonneg_float, nargs="+", default=[0.0], metavar="L",
                    help="L2 penalty: one value for both weight matrices, or two (W1 W2)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seeds the split, the initialization and the shuffles")
     p.add_argument("--eval-train", action="store_true",
                    help="re-evaluate the whole train split after each epoch")
@@ -93,18 +127,87 @@ def _add_train(sub):
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for model.npz, history.json, learning-curves.png "
                         "(default: nothing is written)")
+    p.add_argument("--checkpoint-every", type=_int_at_least(1), default=None, metavar="N",
+                   help=f"every N epochs, write OUT/{CHECKPOINT} (the model, the epoch reached, "
+                        "the history and the settings), atomically")
+    p.add_argument("--resume", action="store_true",
+                   help=f"continue the run saved in OUT/{CHECKPOINT}; the data and the "
+                        "hyper-parameters must be those of the checkpoint")
     p.set_defaults(run=_run_train)
+
+
+def _fingerprint(split):
+    """SHA-256 of the split's arrays: the same data, split the same way, or not."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name, (X, y) in split.parts():
+        for a in (X, y):
+            digest.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+            digest.update(memoryview(np.ascontiguousarray(a)).cast("B"))
+    return digest.hexdigest()
+
+
+def _check_labels(split, data):
+    """Labels must be 0..m-1 with every class present: one missing is most often a typo
+    (labels counted from 1) and a huge one would allocate a huge output layer."""
+    import numpy as np
+
+    labels = np.unique(np.concatenate([part[1] for _, part in split.parts()]))
+    n_classes = int(labels[-1]) + 1
+    if len(labels) != n_classes or n_classes < 2:
+        missing = np.setdiff1d(np.arange(min(n_classes, 1000)), labels).tolist()
+        raise ValueError(
+            f"--data {data!r}: labels must be 0, 1, ..., m-1 with m >= 2 and every class "
+            f"present; found {len(labels)} distinct label(s) from {labels[0]} to {labels[-1]}"
+            + (f" (missing: {missing[:10]}{' ...' if len(missing) > 10 else ''})"
+               if missing else ""))
+    return n_classes
 
 
 def _run_train(args):
     from .model import MLP
     from .training import DivergenceError, train
 
+    if (args.resume or args.checkpoint_every) and not args.out:
+        raise ValueError("--resume and --checkpoint-every need --out DIR, the folder that "
+                         f"holds {CHECKPOINT}")
+    l1, l2 = _penalty(args.l1, "--l1"), _penalty(args.l2, "--l2")
+    if args.out:  # fail now rather than after training, when the results are written
+        try:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--out {args.out!r}: cannot create that folder ({exc})") from None
+        if not os.access(args.out, os.W_OK):
+            raise ValueError(f"--out {args.out!r}: that folder is not writable")
     split = load_data(args.data, args.seed, args.data_dir)
     X, y = split.train
-    n_classes = int(max(int(part[1].max()) for _, part in split.parts())) + 1
-    model = MLP((X.shape[1], args.hidden, n_classes), l1=_penalty(args.l1, "--l1"),
-                l2=_penalty(args.l2, "--l2"), dtype=args.dtype, seed=args.seed)
+    n_classes = _check_labels(split, args.data)
+    checkpoint = Path(args.out) / CHECKPOINT if args.out else None
+    settings = None
+    if args.resume or args.checkpoint_every:
+        settings = {"data": args.data, "data_sha256": _fingerprint(split),
+                    "n_examples": sum(len(part[1]) for _, part in split.parts()),
+                    "hidden": args.hidden, "epochs": args.epochs,
+                    "batch_size": args.batch_size, "lr": args.lr, "l1": list(l1),
+                    "l2": list(l2), "dtype": args.dtype, "seed": args.seed,
+                    "backend": args.backend}
+    if args.resume:
+        layers = (X.shape[1], args.hidden, n_classes)
+        model, history = _load_checkpoint(checkpoint, settings, layers)
+        print(f"fastmlp: resuming {checkpoint} after epoch {len(history)} of {args.epochs}",
+              file=sys.stderr)
+    else:
+        model = MLP((X.shape[1], args.hidden, n_classes), l1=l1, l2=l2, dtype=args.dtype,
+                    seed=args.seed)
+        history = None
+
+    def checkpoint_every(epoch, history):
+        if (epoch + 1) % args.checkpoint_every == 0 or epoch + 1 == args.epochs:
+            _save_checkpoint(checkpoint, model, history, settings)
+
     print(f"fastmlp: {model} on {args.data}: "
           + ", ".join(f"{name} {len(part[1])}" for name, part in split.parts())
           + f"; backend {args.backend}", file=sys.stderr)
@@ -112,12 +215,18 @@ def _run_train(args):
     try:
         history = train(model, split, backend=args.backend, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                        progress=not args.no_progress, eval_train=args.eval_train)
+                        progress=not args.no_progress, eval_train=args.eval_train,
+                        start_epoch=len(history) if history else 0, history=history,
+                        on_epoch_end=checkpoint_every if args.checkpoint_every else None)
     except DivergenceError as exc:
         print(f"fastmlp: {exc}", file=sys.stderr)
         history, status = exc.history, 3
     if history.interrupted:
-        print(f"fastmlp: interrupted; keeping the {len(history)} completed epoch(s)", file=sys.stderr)
+        message = f"fastmlp: interrupted; keeping the {len(history)} completed epoch(s)"
+        if settings is not None:
+            _save_checkpoint(checkpoint, model, history, settings)
+            message += "; continue with the same command and --resume"
+        print(message, file=sys.stderr)
         status = 130
     print(history.table())
     if history.rows:
@@ -131,8 +240,55 @@ def _run_train(args):
         print(f"after {len(history)} epochs: " + ", ".join(summary)
               + f"; training took {seconds:.2f} s ({seconds / len(history):.3f} s per epoch)")
     if args.out:
-        _write_run(args.out, model, history)
+        try:
+            _write_run(args.out, model, history)
+        except OSError as exc:  # a full disk, say: say so plainly (earlier files are intact)
+            print(f"fastmlp: error: could not write the results to {args.out}: {exc}",
+                  file=sys.stderr)
+            return 1
     return status
+
+
+def _save_checkpoint(path, model, history, settings):
+    """The model, the epochs done, the history and the settings, in one atomic file."""
+    model.save(path, extra={"kind": "fastmlp-checkpoint", "epoch": len(history),
+                            "history": history.to_dict(), "settings": settings})
+
+
+def _load_checkpoint(path, settings, layers):
+    """``(model, history)`` from a checkpoint made with the same settings, or a clear error."""
+    from .model import MLP, ModelFileError
+    from .training import History
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: there is no checkpoint {str(path)!r} to resume "
+                                "from (write one with --checkpoint-every N)")
+    model, extra = MLP.load(path, return_extra=True)
+    try:
+        if not isinstance(extra, dict) or extra.get("kind") != "fastmlp-checkpoint":
+            raise ValueError("it is a model file, not a checkpoint")
+        saved, epoch = extra["settings"], extra["epoch"]
+        history = History.from_dict(extra["history"])
+        if type(epoch) is not int or epoch != len(history) or not 0 <= epoch <= saved["epochs"]:
+            raise ValueError(f"epoch {epoch!r} disagrees with its history of {len(history)} epochs")
+        history.interrupted = False
+        differences = [f"{key}: checkpoint {saved.get(key)!r}, now {settings[key]!r}"
+                       for key in RESUME_SETTINGS if saved.get(key) != settings[key]]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{str(path)!r} is not a valid fastmlp checkpoint: {exc}") from None
+    if differences:
+        raise ValueError(
+            f"--resume: {str(path)!r} was made with other data or hyper-parameters ("
+            + "; ".join(differences) + "). Resume with the same command as the checkpointed "
+            "run, or start a new run without --resume.")
+    if model.layers != layers or model.dtype.name != settings["dtype"]:
+        raise ModelFileError(f"{str(path)!r}: its model {model} does not match its settings")
+    if saved.get("backend") != settings["backend"]:
+        print(f"fastmlp: warning: the checkpoint was trained with backend "
+              f"{saved.get('backend')!r}, resumed with {settings['backend']!r}: backends agree "
+              "to rounding, so the weights will not be bit-identical to an uninterrupted run",
+              file=sys.stderr)
+    return model, history
 
 
 def _write_run(out, model, history):

@@ -93,21 +93,32 @@ class MLP:
         return v.check_X(X, "X", n_features=self.n_features, dtype=self.dtype)
 
     def predict_proba(self, X, backend="numpy"):
-        """Class probabilities, ``(n, m)``, for the rows of ``X (n, d)``."""
+        """Class probabilities, ``(n, m)`` in the model's dtype, for the rows of ``X (n, d)``.
+
+        Raises ``ValueError`` if ``X`` is malformed, or so large that the outputs overflow.
+        """
         from .backends import get_backend
 
-        return get_backend(backend).predict_proba(self.params, self._check_X(X))
+        be = get_backend(backend)
+        X = self._check_X(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            proba = be.predict_proba(self.params, X)
+        return v.check_finite_output(proba, "X")
 
     def predict(self, X, backend="numpy"):
-        """Predicted class labels, ``(n,)`` int64."""
+        """Predicted class labels, ``(n,)`` int64: the argmax of the logits."""
         from .backends import get_backend
+        from .backends.base import EVAL_CHUNK
 
-        X = self._check_X(X)
         be = get_backend(backend)
+        X = self._check_X(X)
         out = np.empty(X.shape[0], dtype=np.int64)
-        step = 8192
-        for start in range(0, X.shape[0], step):
-            out[start:start + step] = be.logits(self.params, X[start:start + step]).argmax(axis=1)
+        for start in range(0, X.shape[0], EVAL_CHUNK):
+            with np.errstate(over="ignore", invalid="ignore"):
+                logits = be.logits(self.params, X[start:start + EVAL_CHUNK])
+            # argmax of NaN logits is an arbitrary label: refuse rather than return it
+            v.check_finite_output(logits, "X")
+            out[start:start + EVAL_CHUNK] = logits.argmax(axis=1)
         return out
 
     # -- model files ------------------------------------------------------------------------
@@ -129,11 +140,23 @@ class MLP:
         so that an interruption never leaves a half-written model. ``extra`` is an optional
         dict of JSON-serializable metadata stored beside the model (the trainer's state).
         """
+        path = _check_path(path)
         meta = self._meta()
         if extra is not None:
+            if not isinstance(extra, dict):
+                raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
             meta["extra"] = extra
+        try:
+            text = json.dumps(meta)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"extra must hold only JSON values (numbers, strings, lists, "
+                            f"dicts, None): {exc}") from None
+        for key, p in self.params.items():
+            if not np.isfinite(p).all():
+                raise ValueError(f"the model's {key} holds NaN or infinite values; "
+                                 "fastmlp does not write such a model")
         arrays = {k: np.ascontiguousarray(p) for k, p in self.params.items()}
-        arrays["__meta__"] = np.array(json.dumps(meta))
+        arrays["__meta__"] = np.array(text)
         write_npz_atomic(path, arrays)
 
     @classmethod
@@ -153,14 +176,22 @@ class MLP:
         return model
 
 
-def read_model_file(path):
-    """Return ``(arrays, meta)`` from a model file, or raise :class:`ModelFileError`."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist")
+def _check_path(path, name="path"):
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {path!r:.80}")
+    return os.fspath(path)
+
+
+def _read_npz(path, keys):
+    """``(names of the archive's arrays, {key: array} for the ``keys`` it holds)``.
+
+    ``allow_pickle=False``: an array of pickled objects is refused, never unpickled. Every
+    way a damaged archive can fail to read becomes a :class:`ModelFileError`.
+    """
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            names = list(npz.files)
+            return names, {k: npz[k] for k in keys if k in names}
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise ModelFileError(
@@ -168,19 +199,43 @@ def read_model_file(path):
                 "refused without loading them"
             ) from None
         raise ModelFileError(f"{path!r} is not a readable .npz model file: {exc}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # zipfile, zlib, the .npy header parser: corrupt in many ways
         raise ModelFileError(
-            f"{path!r} is not a valid fastmlp model file (truncated or corrupt?): {exc}"
+            f"{path!r} is not a valid fastmlp model file (truncated or corrupt?): "
+            f"{type(exc).__name__}: {exc}"
         ) from None
-    if "__meta__" not in arrays:
+
+
+def read_model_file(path):
+    """Return ``(arrays, meta)`` from a model file, or raise :class:`ModelFileError`.
+
+    The file is opened with ``allow_pickle=False``: pickled objects are refused, never
+    unpickled, so nothing in the file runs. Everything is checked before it is returned.
+    """
+    path = _check_path(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        # np.load would also read a bare .npy array; a model file is always an .npz archive
+        raise ModelFileError(f"{path!r} is not a fastmlp model file: not an .npz archive "
+                             "(truncated, corrupt, or another kind of file)")
+    # the metadata first: a foreign archive is refused without loading its arrays
+    names, got = _read_npz(path, ["__meta__"])
+    if "__meta__" not in got:
         raise ModelFileError(f"{path!r} is not a fastmlp model file: it has no '__meta__' entry")
+    raw = got["__meta__"]
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise ModelFileError(f"{path!r}: its '__meta__' entry is not a string")
     try:
-        meta = json.loads(str(arrays.pop("__meta__")))
-    except json.JSONDecodeError as exc:
+        meta = json.loads(str(raw))
+    except ValueError as exc:
         raise ModelFileError(f"{path!r}: its metadata is not valid JSON: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path!r} is not a fastmlp model file (format {meta!r:.80})")
-    if meta.get("version") != FORMAT_VERSION:
+    version = meta.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ModelFileError(
             f"{path!r} is a fastmlp model file of version {meta.get('version')!r}; "
             f"this fastmlp reads version {FORMAT_VERSION}"
@@ -191,14 +246,16 @@ def read_model_file(path):
         v.check_penalty_pair(tuple(meta["l2"]), "l2")
         dtype = v.check_dtype(meta["dtype"])
         v.check_seed(meta["seed"])
+        if not isinstance(meta.get("extra", {}), dict):
+            raise TypeError(f"'extra' must be a dict, got {type(meta['extra']).__name__}")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path!r}: invalid model metadata: {exc}") from None
     d, d_h, m = layers
     expected = {"W1": (d_h, d), "b1": (d_h,), "W2": (m, d_h), "b2": (m,)}
-    if set(arrays) != set(expected):
-        raise ModelFileError(
-            f"{path!r}: expected arrays {sorted(expected)}, found {sorted(arrays)}"
-        )
+    found = sorted(set(names) - {"__meta__"})
+    if found != sorted(expected):
+        raise ModelFileError(f"{path!r}: expected arrays {sorted(expected)}, found {found}")
+    _, arrays = _read_npz(path, list(expected))
     for key, shape in expected.items():
         a = arrays[key]
         if a.shape != shape or a.dtype != np.dtype(dtype):

@@ -106,8 +106,8 @@ class History:
         return "\n".join(lines)
 
 
-def as_split(data, n_features, n_classes):
-    """``(X, y)`` or a :class:`Split` -> a Split whose parts are validated."""
+def as_split(data, n_features, n_classes, dtype=None):
+    """``(X, y)`` or a :class:`Split` -> ``{name: (X, y)}``, validated, X in ``dtype``."""
     if isinstance(data, Split):
         parts = dict(data.parts())
     elif isinstance(data, (tuple, list)) and len(data) == 2:
@@ -117,7 +117,7 @@ def as_split(data, n_features, n_classes):
                         f"got {type(data).__name__}")
     checked = {}
     for name, (X, y) in parts.items():
-        X = v.check_X(X, f"{name} X", n_features=n_features)
+        X = v.check_X(X, f"{name} X", n_features=n_features, dtype=dtype)
         y = v.check_y(y, f"{name} y", n_examples=X.shape[0], n_classes=n_classes)
         checked[name] = (X, y)
     return checked
@@ -125,15 +125,19 @@ def as_split(data, n_features, n_classes):
 
 def evaluate(model, X, y, backend="numpy"):
     """``(mean loss, error %)`` of ``model`` on ``(X, y)``; loss is mean cross-entropy."""
+    v.check_model(model)
     be = get_backend(backend)
     X = v.check_X(X, "X", n_features=model.n_features, dtype=model.dtype)
     y = v.check_y(y, "y", n_examples=X.shape[0], n_classes=model.n_classes)
-    loss_sum, n_errors = be.evaluate(model.params, X, y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss_sum, n_errors = be.evaluate(model.params, X, y)
+    v.check_finite_output(np.float64(loss_sum), "X")
     return loss_sum / len(y), 100.0 * n_errors / len(y)
 
 
 def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, seed=0,
-          progress=True, eval_train=False, start_epoch=0, history=None, on_epoch_end=None):
+          progress=True, eval_train=False, start_epoch=0, stop_epoch=None, history=None,
+          on_epoch_end=None):
     """Train ``model`` in place by minibatch SGD, as in the spec.
 
     Each epoch ``e`` shuffles the train split with a generator seeded by ``(seed, e)``, cuts
@@ -153,7 +157,12 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
     eval_train : bool
         also re-evaluate the whole train split after each epoch.
     start_epoch, history : resume a run: epochs before ``start_epoch`` are taken as done
-        (their rows in ``history``); the schedule and the shuffles are those of the full run.
+        (``history``, if given, holds their rows); the schedule and the shuffles are those
+        of the full run, so a resumed run ends with the same weights as an uninterrupted one.
+    stop_epoch : int or None
+        train epochs ``start_epoch .. stop_epoch - 1`` only (default ``epochs``). It may go
+        past ``epochs``: the schedule ``lr / (1 + 4e/epochs)`` keeps decaying (this is how
+        ``MLPClassifier.partial_fit`` trains one epoch at a time).
     on_epoch_end : callable(epoch, history) or None
         called after each completed epoch (used for checkpoints).
 
@@ -162,22 +171,36 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
     History
         If the loss or the weights become non-finite, :class:`DivergenceError` is raised and
         the model keeps the weights of the last good epoch. On Ctrl-C (KeyboardInterrupt) the
-        model is restored to the last completed epoch and the history so far is returned
-        with ``history.interrupted = True``.
+        model is restored to the last completed epoch (the last row of the history) and the
+        history so far is returned with ``history.interrupted = True``.
     """
-    from .model import MLP
-
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    v.check_model(model)
     be = get_backend(backend)
     epochs = v.check_int(epochs, "epochs", minimum=0)
     batch_size = v.check_int(batch_size, "batch_size", minimum=1)
     lr = v.check_nonneg_real(lr, "lr")
     seed = v.check_seed(seed)
     start_epoch = v.check_int(start_epoch, "start_epoch", minimum=0)
-    if start_epoch > epochs:
-        raise ValueError(f"start_epoch={start_epoch} is past epochs={epochs}")
-    parts = as_split(data, model.n_features, model.n_classes)
+    if stop_epoch is None:
+        stop_epoch = epochs
+    stop_epoch = v.check_int(stop_epoch, "stop_epoch", minimum=0)
+    if start_epoch > stop_epoch:
+        raise ValueError(f"start_epoch={start_epoch} is past the last epoch to train "
+                         f"(stop_epoch={stop_epoch}); it must be <= stop_epoch")
+    if stop_epoch > epochs and epochs == 0:
+        raise ValueError("epochs must be >= 1 when stop_epoch > 0: the learning-rate schedule "
+                         "lr / (1 + 4e/epochs) is spread over epochs")
+    if history is not None:
+        if not isinstance(history, History):
+            raise TypeError(f"history must be a fastmlp.History or None, "
+                            f"got {type(history).__name__}")
+        if len(history) != start_epoch:
+            raise ValueError(f"history holds {len(history)} epoch(s) but start_epoch is "
+                             f"{start_epoch}; it must hold the epochs before start_epoch")
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise TypeError(f"on_epoch_end must be a callable (epoch, history) or None, "
+                        f"got {on_epoch_end!r}")
+    parts = as_split(data, model.n_features, model.n_classes, model.dtype)
     X, y = parts["train"]
     X = np.ascontiguousarray(X, dtype=model.dtype)
     evals = [(name, np.ascontiguousarray(Xp, dtype=model.dtype), yp)
@@ -203,13 +226,14 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=(epochs - start_epoch) * n, unit="ex", unit_scale=True,
+        bar = tqdm(total=(stop_epoch - start_epoch) * n, unit="ex", unit_scale=True,
                    desc=f"fastmlp[{be.name}]", dynamic_ncols=True, leave=True)
+    good, n_rows = None, 0
     try:
-        for epoch in range(start_epoch, epochs):
+        for epoch in range(start_epoch, stop_epoch):
             lr_e = ops.learning_rate(lr, epoch, epochs)
             order = ops.epoch_order(n, seed, epoch)
-            good = model.copy_params()
+            good, n_rows = model.copy_params(), len(history.rows)
             loss_sum, n_errors, steps_done, seconds = 0.0, 0, 0, 0.0
             try:
                 for start in range(0, n, chunk):
@@ -247,7 +271,8 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
                    "train_error": 100.0 * n_errors / n, "seconds": seconds}
             t0 = time.perf_counter()
             for name, Xe, ye in evals:
-                e_loss, e_err = be.evaluate(params, Xe, ye)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    e_loss, e_err = be.evaluate(params, Xe, ye)
                 row[f"{name}_loss"] = e_loss / len(ye)
                 row[f"{name}_error"] = 100.0 * e_err / len(ye)
             row["eval_seconds"] = time.perf_counter() - t0
@@ -262,6 +287,12 @@ def train(model, data, *, backend="numpy", epochs=30, batch_size=32, lr=0.1, see
                     " ".join(f"{k} {val:.2f}" for k, val in shown.items()))
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the steps (in the evaluation, the hook, between epochs): an epoch
+        # counts once its row is in the history, so that model and history agree.
+        if good is not None and len(history.rows) == n_rows:
+            model.set_params_from(good)
+        history.interrupted = True
     finally:
         if bar is not None:
             bar.close()
@@ -275,8 +306,15 @@ def gradients(model, X, y, backend="numpy", wrt_input=False):
     model's elastic-net penalties (a float); ``grads`` a dict with the keys of
     ``model.params`` (plus ``"X"``, dJ/dX of shape ``(K, d)``, when ``wrt_input``).
     """
+    v.check_model(model)
     be = get_backend(backend)
     X = v.check_X(X, "X", n_features=model.n_features, dtype=model.dtype)
     y = v.check_y(y, "y", n_examples=X.shape[0], n_classes=model.n_classes)
-    return be.loss_and_grads(model.params, X, y, model.l1, model.l2, wrt_input=bool(wrt_input))
+    with np.errstate(over="ignore", invalid="ignore"):
+        J, grads = be.loss_and_grads(model.params, X, y, model.l1, model.l2,
+                                     wrt_input=bool(wrt_input))
+    v.check_finite_output(np.float64(J), "X")
+    for g in grads.values():
+        v.check_finite_output(g, "X")
+    return J, grads
 

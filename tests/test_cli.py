@@ -57,8 +57,10 @@ def test_train_text_file(tmp_path, capsys):
 
 
 def test_bad_arguments_give_a_message_not_a_traceback(tmp_path, capsys):
-    assert main(["train", "--data", "circles", "--batch-size", "0", "--no-progress"]) == 2
-    assert "batch_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # refused by the argument parser, with its usage
+        main(["train", "--data", "circles", "--batch-size", "0", "--no-progress"])
+    assert info.value.code == 2
+    assert "--batch-size: must be an integer >= 1, got 0" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing.txt")]) == 2
     assert "neither" in capsys.readouterr().err
     assert main(["train", "--data", "circles", "--l1", "1", "2", "3"]) == 2

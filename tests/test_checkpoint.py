@@ -1,0 +1,205 @@
+"""``fastmlp train --checkpoint-every N`` and ``--resume``, and Ctrl-C, with real processes:
+a killed run resumes to the same weights as an uninterrupted one, bit for bit."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp.cli import main
+
+#: epochs per backend: long enough that a run is still going when the test stops it
+#: right after its first checkpoint, short enough to keep the suite fast
+EPOCHS = {"loop": 30}
+DEFAULT_EPOCHS = 100
+
+
+@pytest.fixture(scope="module")
+def points(tmp_path_factory):
+    """A small two-circles text file (168 training rows): fast even for the loop backend."""
+    X, y = fastmlp.datasets.circles(n=240, seed=0)
+    path = tmp_path_factory.mktemp("data") / "points.txt"
+    np.savetxt(path, np.column_stack([X, y]), fmt="%.17g %.17g %d")
+    return path
+
+
+def command(backend, out, data, *extra):
+    epochs = EPOCHS.get(backend, DEFAULT_EPOCHS)
+    return ["train", "--data", str(data), "--hidden", "12", "--batch-size", "16", "--lr", "0.5",
+            "--l2", "1e-4", "--epochs", str(epochs), "--seed", "3", "--backend", backend,
+            "--no-progress", "--checkpoint-every", "5", "--out", str(out), *extra]
+
+
+_reference = {}
+
+
+@pytest.fixture(autouse=True)
+def no_figure(monkeypatch):
+    """Runs in this process skip the learning-curves figure (tested in test_cli.py): it
+    would take most of this file's time. The runs in subprocesses do draw it."""
+    monkeypatch.setattr("fastmlp.plots.learning_curves", lambda *args, **kwargs: None)
+
+
+def reference(backend, data, tmp_path_factory):
+    """The uninterrupted run (in this process: it is the same code path as the script)."""
+    if backend not in _reference:
+        out = tmp_path_factory.mktemp(f"reference-{backend}")
+        assert main(command(backend, out, data)) == 0
+        _reference[backend] = (fastmlp.MLP.load(out / "model.npz"),
+                               json.loads((out / "history.json").read_text()))
+    return _reference[backend]
+
+
+def start(args):
+    return subprocess.Popen([sys.executable, "-m", "fastmlp", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, proc, timeout=120):
+    """Wait until ``path`` exists (the first checkpoint), failing if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended before a checkpoint: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.002)
+
+
+def checkpoint_epoch(path):
+    return fastmlp.MLP.load(path, return_extra=True)[1]["epoch"]
+
+
+def assert_same_run(out, backend, data, tmp_path_factory):
+    ref_model, ref_history = reference(backend, data, tmp_path_factory)
+    model = fastmlp.MLP.load(out / "model.npz")
+    for k in model.params:
+        assert model.params[k].tobytes() == ref_model.params[k].tobytes(), k
+    history = json.loads((out / "history.json").read_text())
+    assert not history["interrupted"]
+    for column in ("epoch", "lr", "train_loss", "train_error", "valid_loss", "test_error"):
+        assert history["columns"][column] == ref_history["columns"][column], column
+
+
+def resume(backend, out, data, capsys):
+    """Resume in this process: the process that was stopped is the one that must be real."""
+    capsys.readouterr()
+    assert main(command(backend, out, data, "--resume")) == 0
+    assert "fastmlp: resuming" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_to_the_same_weights(backend, points, tmp_path, tmp_path_factory,
+                                                capsys):
+    out = tmp_path / "run"
+    proc = start(command(backend, out, points))
+    wait_for(out / "checkpoint.npz", proc)
+    proc.kill()  # SIGKILL: no handler runs, nothing is flushed
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "model.npz").exists()  # it really was stopped mid-run
+    epoch = checkpoint_epoch(out / "checkpoint.npz")
+    assert 0 < epoch < EPOCHS.get(backend, DEFAULT_EPOCHS) and epoch % 5 == 0
+    resume(backend, out, points, capsys)
+    assert_same_run(out, backend, points, tmp_path_factory)
+
+
+def test_ctrl_c_writes_the_completed_epochs_then_resumes(backend, points, tmp_path,
+                                                         tmp_path_factory, capsys):
+    out = tmp_path / "run"
+    proc = start(command(backend, out, points))
+    wait_for(out / "checkpoint.npz", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "fastmlp: interrupted; keeping the" in err and "--resume" in err
+    history = json.loads((out / "history.json").read_text())
+    done = len(history["columns"]["epoch"])
+    assert history["interrupted"] and 5 <= done < EPOCHS.get(backend, DEFAULT_EPOCHS)
+    assert history["columns"]["epoch"] == list(range(done))
+    # the model written is that of the last completed epoch, the one the checkpoint holds
+    written = fastmlp.MLP.load(out / "model.npz")
+    checkpoint, extra = fastmlp.MLP.load(out / "checkpoint.npz", return_extra=True)
+    assert extra["epoch"] == done
+    for k in written.params:
+        assert written.params[k].tobytes() == checkpoint.params[k].tobytes()
+    resume(backend, out, points, capsys)
+    assert_same_run(out, backend, points, tmp_path_factory)
+
+
+def quick(out, *extra):
+    """Arguments of a short run with checkpoints."""
+    return ["train", "--data", "circles", "--hidden", "4", "--epochs", "4", "--lr", "0.5",
+            "--backend", "numpy", "--no-progress", "--checkpoint-every", "2",
+            "--out", str(out), *extra]
+
+
+def test_resume_refuses_other_data_or_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out)) == 0
+    capsys.readouterr()
+    for change, expected in [
+        (["--lr", "0.3"], "lr: checkpoint 0.5, now 0.3"),
+        (["--hidden", "5"], "hidden: checkpoint 4, now 5"),
+        (["--epochs", "6"], "epochs: checkpoint 4, now 6"),
+        (["--l1", "1e-3"], "l1: checkpoint [0.0, 0.0], now [0.001, 0.001]"),
+        (["--seed", "1"], "data_sha256: checkpoint"),  # the split is seeded too
+    ]:
+        flag, value = change
+        args = quick(out, "--resume")
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "was made with other data or hyper-parameters" in err and expected in err, err
+
+
+def test_resume_refuses_a_missing_or_foreign_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out, "--resume")) == 2
+    assert "there is no checkpoint" in capsys.readouterr().err
+    assert main(quick(out)) == 0
+    os.replace(out / "model.npz", out / "checkpoint.npz")  # a model, not a checkpoint
+    assert main(quick(out, "--resume")) == 2
+    assert "not a valid fastmlp checkpoint: it is a model file" in capsys.readouterr().err
+    (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert main(quick(out, "--resume")) == 2
+    assert "fastmlp: error:" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_trains_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out)) == 0
+    before = fastmlp.MLP.load(out / "model.npz")
+    assert main(quick(out, "--resume")) == 0
+    assert "after epoch 4 of 4" in capsys.readouterr().err
+    after = fastmlp.MLP.load(out / "model.npz")
+    assert all(before.params[k].tobytes() == after.params[k].tobytes() for k in before.params)
+
+
+@pytest.mark.skipif(len(fastmlp.BACKENDS) < 2, reason="needs two backends")
+def test_resume_on_another_backend_warns(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out)) == 0
+    args = quick(out, "--resume")
+    args[args.index("--backend") + 1] = next(b for b in fastmlp.BACKENDS if b != "numpy")
+    assert main(args) == 0
+    assert "will not be bit-identical" in capsys.readouterr().err
+
+
+def test_a_failed_write_is_reported_plainly(tmp_path, capsys, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("fastmlp.io.write_text_atomic", disk_full)
+    out = tmp_path / "run"
+    assert main(quick(out)) == 1
+    err = capsys.readouterr().err
+    assert f"could not write the results to {out}: [Errno 28] No space left" in err
+    assert fastmlp.MLP.load(out / "model.npz")  # what was written before is whole
