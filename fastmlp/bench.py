@@ -134,12 +134,16 @@ class Workload:
 
     data: Data
     batch_size: int = BATCH_SIZE
-    lr: float = LR
+    lr: float | None = None         # None: LR, scaled by K/32 below K=32 (K=1 at 0.1 diverges)
     l1: tuple = (PENALTY, PENALTY)
     l2: tuple = (PENALTY, PENALTY)
     layers: tuple = LAYERS
     seed: int = SEED
     threads: int | None = None      # None: every library's default (all cores)
+
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = LR * min(1.0, self.batch_size / BATCH_SIZE)
 
     @property
     def n_examples(self):
@@ -330,6 +334,54 @@ def limit_threads(threads):
     finally:
         for undo in reversed(restore):
             undo()
+
+
+#: run in a fresh interpreter by :func:`first_call`: import, then one first call, timed inside
+_FIRST_CALL_SCRIPT = """
+import importlib, json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import fastmlp
+name, dtype, what = sys.argv[1:4]
+module = importlib.import_module("fastmlp.backends." + name)
+out = {"import_seconds": time.perf_counter() - t0}
+if what == "warmup":
+    t0 = time.perf_counter()
+    out["warmup_seconds"] = module.warmup(dtype)
+    out["warmup_wall_seconds"] = time.perf_counter() - t0
+elif what == "train":
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 784)).astype(dtype)
+    y = rng.integers(0, 10, 64)
+    model = fastmlp.MLP((784, 64, 10), l1=(1e-4, 1e-4), l2=(1e-4, 1e-4), dtype=dtype)
+    t0 = time.perf_counter()
+    fastmlp.train(model, (X, y), backend=name, epochs=1, batch_size=32, progress=False)
+    out["first_train_seconds"] = time.perf_counter() - t0
+print(json.dumps(out))
+"""
+
+
+def first_call(backend="numba", dtype=DTYPE, what="train", cache_dir=None):
+    """Time a backend's first use in a fresh Python process (compile time, for numba).
+
+    ``what``: "import" (import fastmlp and the backend's module only), "train" (then one
+    tiny epoch, 64 examples of (784, 64, 10): the first call a user waits for) or "warmup"
+    (then the backend module's ``warmup(dtype)``). ``cache_dir``: ``NUMBA_CACHE_DIR`` for the
+    child (an empty folder means "no cache"). Returns the child's timings, seconds.
+    """
+    import subprocess
+
+    if what not in ("import", "train", "warmup"):
+        raise ValueError(f"what must be 'import', 'train' or 'warmup', got {what!r}")
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    done = subprocess.run([sys.executable, "-c", _FIRST_CALL_SCRIPT, backend, dtype, what],
+                          env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the fresh process timing {backend!r} ({what}) failed:\n"
+                           f"{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- the machine --------------------------------------------------------------------------------

@@ -193,6 +193,8 @@ def _add_bench(sub):
                    help="also time the peer libraries that are installed")
     p.add_argument("--data", choices=("auto", "fashion-mnist", "synthetic"), default="auto",
                    help="Fashion-MNIST when installed (auto), or random data of its shape")
+    p.add_argument("--gemm", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure the machine's large float32 matrix-product rate (a few seconds)")
     p.add_argument("--threads", type=int, default=None,
                    help="at most this many threads in BLAS, OpenMP, numba and the peers "
                         "(default: each library's own, all cores)")
@@ -213,7 +215,7 @@ def _run_bench(args):
         return 0 if result.ok else 1
     report = bench.run_bench(args.backends, None if args.peers else (), args.batch_size,
                              args.dtype, args.examples, args.rounds, args.data,
-                             threads=args.threads, log=log)
+                             gemm=args.gemm, threads=args.threads, log=log)
     print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
     return 0
 
