@@ -23,7 +23,7 @@ def _cases():
                 yield pytest.param(name, K, dtype, id=label)
 
 
-@pytest.mark.parametrize("backend, batch_size, dtype", _cases())
+@pytest.mark.parametrize("backend, batch_size, dtype", list(_cases()))
 def test_epoch(benchmark, time_case, load, backend, batch_size, dtype):
     benchmark.group = f"epoch: 49,000 examples, K={batch_size}, {dtype}"
     work = bench.Workload(load(dtype), batch_size=batch_size)

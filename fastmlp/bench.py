@@ -708,7 +708,7 @@ def run_guard(thresholds, backends=None, source="synthetic", log=None):
     _, lines = check_ratios(ratios, min_speedup, backends)
     for name in needed:
         t = timings[name]
-        lines.append(f"      {name}: {t.seconds:.3f} s per epoch"
+        lines.append(f"      {name}: {t.seconds:.3f} s per epoch of {t.case.examples} examples"
                      + (f" (measured on {t.case.measured} examples, x{t.case.factor:.1f})"
                         if t.case.factor != 1.0 else ""))
     return GuardResult(not failed, lines, ratios)
