@@ -414,9 +414,19 @@ def _blas():
             return config.get("Build Dependencies", {}).get("blas")
         except TypeError:       # NumPy < 1.25 only prints
             return None
-    return [{k: info.get(k) for k in ("internal_api", "version", "num_threads",
+    return [{k: info.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
                                       "threading_layer", "architecture", "filepath")}
             for info in threadpool_info()]
+
+
+def _numpy_blas(blas):
+    """The one of threadpoolctl's entries that NumPy itself uses, as a short text."""
+    if not isinstance(blas, list):
+        return str(blas)
+    mine = [b for b in blas if b.get("user_api") == "blas" and "numpy" in (b.get("filepath") or "")]
+    b = (mine or blas or [{}])[0]
+    return (" ".join(str(b[k]) for k in ("internal_api", "version", "architecture") if b.get(k))
+            + f", {b.get('num_threads')} threads by default")
 
 
 def machine():
@@ -515,11 +525,7 @@ def run_bench(backends=None, peers=None, batch_size=BATCH_SIZE, dtype=DTYPE,
 def format_report(report):
     """The report as a text table with the machine and the workload above it."""
     m, w = report["machine"], report["workload"]
-    blas = m["blas"]
-    if isinstance(blas, list):
-        blas = "; ".join(" ".join(str(b[k]) for k in ("internal_api", "version", "architecture")
-                                  if b.get(k)) + f" ({b.get('num_threads')} threads)"
-                         for b in blas)
+    blas = _numpy_blas(m["blas"])
     lines = [
         f"machine: {m['cpu']}, {m['usable_cores']} usable cores of {m['cores']}; "
         f"Python {m['python']}, NumPy {m['numpy']}, numba {m['numba']}; BLAS: {blas}",
@@ -531,7 +537,8 @@ def format_report(report):
     ]
     if "gemm_gflops" in report:
         floor = w["flops_per_epoch"] / report["gemm_gflops"] / 1e9
-        lines.append(f"large float32 matrix products: {report['gemm_gflops']:.1f} GFLOP/s "
+        lines.append(f"large float32 matrix products ({GEMM_SIZE}x{GEMM_SIZE}, threads: "
+                     f"{w['threads']}): {report['gemm_gflops']:.1f} GFLOP/s "
                      f"(practical floor for this epoch: {floor:.3f} s)")
     lines.append(f"best of {report['rounds']} rounds per case, rounds interleaved")
     names = [r["name"] for r in report["results"]]
