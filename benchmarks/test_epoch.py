@@ -19,7 +19,9 @@ def _cases():
         for dtype in DTYPES:
             for name in fastmlp.BACKENDS:
                 n = bench.measured_examples(name, K, bench.EXAMPLES)
-                label = f"{name}-K{K}-{dtype}" + (f"-extrapolated-from-{n}" if n < bench.EXAMPLES else "")
+                label = f"{name}-K{K}-{dtype}"
+                if n < bench.EXAMPLES:
+                    label += f"-extrapolated-from-{n}"
                 yield pytest.param(name, K, dtype, id=label)
 
 

@@ -200,7 +200,8 @@ def _add_bench(sub):
                         "(default: each library's own, all cores)")
     p.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
     p.add_argument("--guard", metavar="FILE", default=None,
-                   help="check the minimum speed-ups in FILE (e.g. benchmarks/thresholds.json)")
+                   help="check the minimum speed-ups in FILE (e.g. benchmarks/thresholds.json); "
+                        "the workload then comes from FILE and the other options are ignored")
     p.set_defaults(run=_run_bench)
 
 
