@@ -396,6 +396,17 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
+def _cpu_simd():
+    """The vector extensions that matter for float32 throughput, from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return None
+    return [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16") if f in flags]
+
+
 def _version(dist):
     from importlib import metadata
 
@@ -435,6 +446,7 @@ def machine():
 
     info = {
         "cpu": _cpu_model(),
+        "simd": _cpu_simd(),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
@@ -526,8 +538,9 @@ def format_report(report):
     """The report as a text table with the machine and the workload above it."""
     m, w = report["machine"], report["workload"]
     blas = _numpy_blas(m["blas"])
+    simd = f" ({' '.join(m['simd'])})" if m.get("simd") else ""
     lines = [
-        f"machine: {m['cpu']}, {m['usable_cores']} usable cores of {m['cores']}; "
+        f"machine: {m['cpu']}{simd}, {m['usable_cores']} usable cores of {m['cores']}; "
         f"Python {m['python']}, NumPy {m['numpy']}, numba {m['numba']}; BLAS: {blas}",
         f"workload: one epoch of {w['examples']} examples, layers {tuple(w['layers'])}, "
         f"K={w['batch_size']}, {w['dtype']}, lr={w['lr']}, l1={tuple(w['l1'])}, "
