@@ -14,6 +14,7 @@ help:
 	@echo "make demo   - set up, then train the seed's Fashion-MNIST network; figures in runs/demo/"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make bench  - set up, then run the benchmark suite (pytest benchmarks/ --benchmark-only)"
+	@echo "make bench-guard - set up, then check the speed ratios in benchmarks/thresholds.json"
 	@echo "make clean  - remove .venv and runs/"
 
 $(STAMP): pyproject.toml setup.cfg
@@ -50,6 +51,10 @@ test: install data
 
 bench: install data
 	$(PY) -m pytest benchmarks/ --benchmark-only
+
+# The performance-regression guard: speed ratios measured in one run (< 1 minute).
+bench-guard: install
+	$(PY) -m fastmlp.bench --guard benchmarks/thresholds.json
 
 clean:
 	rm -rf $(VENV) runs

@@ -432,8 +432,57 @@ def _run_reproduce(args):
     return 1 if results["failed"] else 0
 
 
+# -- bench -------------------------------------------------------------------------------------
+def _add_bench(sub):
+    p = sub.add_parser(
+        "bench", formatter_class=_Formatter,
+        help="time one training epoch on every backend and peer library; or check speed ratios",
+        description="Time one epoch of minibatch SGD (layers (784, 64, 10)) on every backend and "
+                    "on the peer libraries installed (PyTorch, JAX, scikit-learn), best of "
+                    "several interleaved rounds, and print seconds, examples/s, speed-ups, "
+                    "GFLOP/s and the fraction of the machine's large matrix-product rate. "
+                    "With --guard FILE: measure the speed ratios FILE names and exit 1 when one "
+                    "is below its minimum (the CI regression guard).")
+    p.add_argument("--batch-size", type=int, default=32, help="minibatch size K")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--examples", type=int, default=49_000, help="examples in the epoch")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds per case (the best counts)")
+    p.add_argument("--backends", nargs="+", default=None, metavar="NAME",
+                   help="backends to time (default: all available)")
+    p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the peer libraries that are installed")
+    p.add_argument("--data", choices=("auto", "fashion-mnist", "synthetic"), default="auto",
+                   help="Fashion-MNIST when installed (auto), or random data of its shape")
+    p.add_argument("--gemm", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure the machine's large float32 matrix-product rate (a few seconds)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="at most this many threads in BLAS, OpenMP, numba and the peers "
+                        "(default: each library's own, all cores)")
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
+    p.add_argument("--guard", metavar="FILE", default=None,
+                   help="check the minimum speed-ups in FILE (e.g. benchmarks/thresholds.json); "
+                        "the workload then comes from FILE and the other options are ignored")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args):
+    from . import bench
+
+    log = lambda line: print(f"fastmlp bench: {line}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.guard:
+        result = bench.run_guard(args.guard, log=log)
+        print("\n".join(result.lines))
+        print("guard: " + ("passed" if result.ok else "FAILED"))
+        return 0 if result.ok else 1
+    report = bench.run_bench(args.backends, None if args.peers else (), args.batch_size,
+                             args.dtype, args.examples, args.rounds, args.data,
+                             gemm=args.gemm, threads=args.threads, log=log)
+    print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
+    return 0
+
+
 # -- main --------------------------------------------------------------------------------------
-_COMMANDS = (_add_train, _add_info, _add_gradcheck, _add_reproduce)
+_COMMANDS = (_add_train, _add_info, _add_gradcheck, _add_reproduce, _add_bench)
 
 
 def build_parser():

@@ -1,0 +1,93 @@
+"""Shared pieces of the benchmark suite: the data, one way to time a Case, and a summary.
+
+Every benchmark times a :class:`fastmlp.bench.Case` (the same definitions that
+``fastmlp bench`` and the CI guard use) with ``benchmark.pedantic``: explicit rounds, one
+call per round, state reset by the untimed ``setup``. pytest-benchmark's own table shows the
+seconds of one round; for the cases run on a subset (marked ``extrapolated`` in their name
+and ``extra_info``) the summary printed at the end scales them to the whole epoch and gives
+the ratios within each group.
+"""
+
+from collections import defaultdict
+
+import pytest
+
+from fastmlp import bench, datasets
+
+#: per group: [(name, seconds per epoch or per call, extrapolation factor, notes)]
+_SUMMARY = defaultdict(list)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--bench-threads", type=int, default=None,
+                     help="fastmlp benchmarks: at most this many threads in BLAS, OpenMP, numba "
+                          "and the peers (default: every library's own, all cores); 1 gives "
+                          "steadier figures on a busy machine")
+
+
+def pytest_report_header(config):
+    folder = datasets.fashion_mnist_dir()
+    data = (f"Fashion-MNIST from {folder}" if folder else
+            "synthetic data of Fashion-MNIST's shape (Fashion-MNIST is not installed)")
+    threads = config.getoption("--bench-threads") or "default (all cores)"
+    return [f"fastmlp benchmarks: data = {data}; threads = {threads}"]
+
+
+@pytest.fixture(scope="session")
+def threads(pytestconfig):
+    return pytestconfig.getoption("--bench-threads")
+
+
+_DATA = {}
+
+
+@pytest.fixture(scope="session")
+def load():
+    """``load(dtype)``: the 49,000 training examples in that dtype (loaded once per dtype)."""
+    def load(dtype):
+        if dtype not in _DATA:
+            _DATA[dtype] = bench.load_data(bench.EXAMPLES, dtype)
+        return _DATA[dtype]
+    return load
+
+
+@pytest.fixture
+def time_case(benchmark, threads):
+    """``time_case(case, rounds, flops=None)``: time ``case`` with pedantic, fill extra_info."""
+    def time_case(case, rounds, flops=None, **info):
+        if case.warm is not None:
+            case.warm()
+        with bench.limit_threads(threads):
+            benchmark.pedantic(case.run, setup=case.setup, rounds=rounds, iterations=1)
+        extra = benchmark.extra_info
+        extra.update(info)
+        extra.update({k: val for k, val in case.info.items() if val is not None})
+        extra["measured_examples"] = case.measured
+        extra["extrapolated"] = case.factor != 1.0
+        extra["extrapolation_factor"] = case.factor
+        if benchmark.stats is None:               # --benchmark-disable: ran once, untimed
+            return None
+        seconds = benchmark.stats.stats.min * case.factor
+        extra["seconds_scaled"] = seconds
+        extra["examples_per_second"] = case.examples / seconds
+        if flops is not None:
+            extra["gflops"] = flops / seconds / 1e9
+        _SUMMARY[benchmark.group].append((benchmark.name, seconds, case.factor, case.info))
+        return seconds
+    return time_case
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter):
+    if not _SUMMARY:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fastmlp: best round, scaled to the whole workload; ratios per group")
+    for group, rows in _SUMMARY.items():
+        write(f"{group}:")
+        best = min(seconds for _, seconds, _, _ in rows)
+        for name, seconds, factor, info in sorted(rows, key=lambda r: r[1]):
+            mark = f"  (extrapolated x{factor:.1f})" if factor != 1.0 else ""
+            if info.get("compile_seconds") is not None:
+                mark += f"  (compile {info['compile_seconds']:.2f} s excluded)"
+            write(f"  {name:<58} {seconds:10.4f} s  {seconds / best:7.2f}x the fastest{mark}")
