@@ -148,13 +148,14 @@ def test_two_epochs_of_training_match_numpy(dtype, K):
     assert rel_err(h_nb["train_loss"], h_np["train_loss"]) <= RTOL_TRAIN[dtype]
 
 
-def test_progress_chunks_give_the_same_bits():
+@pytest.mark.parametrize("K", (1, 3, 10))
+def test_progress_chunks_give_the_same_bits(K):
     """The trainer's progress bar cuts epochs into chunks: the arithmetic must not change."""
     X, y = fastmlp.datasets.circles(n=5000)
     params = []
     for progress in (False, True):
         model = fastmlp.MLP((2, 16, 2), l1=(1e-4, 0), l2=(0, 1e-4), dtype="float32", seed=1)
-        fastmlp.train(model, (X, y), backend="numba", epochs=1, batch_size=10, progress=progress)
+        fastmlp.train(model, (X, y), backend="numba", epochs=1, batch_size=K, progress=progress)
         params.append(model.params)
     for key in params[0]:
         assert params[0][key].tobytes() == params[1][key].tobytes()

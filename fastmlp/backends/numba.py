@@ -69,9 +69,10 @@ PARALLEL_MIN_BATCH = 8
 def _hidden_block(W1, b1, X, rows, j0, j1, H_a):
     """``H_a[k, j] = b1[j] + W1[j] · X[rows[k]]`` for every k and ``j0 <= j < j1``.
 
-    Four units by two examples at a time (eight dot products share their loads); units and
-    examples past the end are clamped onto the last valid ones and not written, so that every
-    element is computed by the same code whatever the block boundaries.
+    Four units by two examples at a time (eight dot products share their loads); units past
+    the end are clamped onto the last valid one and not written, and an odd last example
+    takes a 4-by-1 pass, so that which code computes an element depends on its position in
+    ``rows`` and in the fixed unit blocks only.
     """
     n = rows.shape[0]
     d = X.shape[1]
@@ -79,8 +80,9 @@ def _hidden_block(W1, b1, X, rows, j0, j1, H_a):
     for j in range(j0, j1, 4):
         ja, jb, jc, jd = j, min(j + 1, j1 - 1), min(j + 2, j1 - 1), min(j + 3, j1 - 1)
         wa, wb, wc, wd = W1[ja], W1[jb], W1[jc], W1[jd]
-        for k in range(0, n, 2):
-            k2 = min(k + 1, n - 1)
+        n2 = n - n % 2
+        for k in range(0, n2, 2):
+            k2 = k + 1
             xa = X[rows[k]]
             xb = X[rows[k2]]
             s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
@@ -106,6 +108,23 @@ def _hidden_block(W1, b1, X, rows, j0, j1, H_a):
             if j + 3 < j1:
                 H_a[k, jd] = b1[jd] + s3
                 H_a[k2, jd] = b1[jd] + s7
+        if n2 < n:                                    # the odd last example: 4 units x 1
+            k = n2
+            xa = X[rows[k]]
+            s0 = s1 = s2 = s3 = zero
+            for i in range(d):
+                u = xa[i]
+                s0 += wa[i] * u
+                s1 += wb[i] * u
+                s2 += wc[i] * u
+                s3 += wd[i] * u
+            H_a[k, ja] = b1[ja] + s0
+            if j + 1 < j1:
+                H_a[k, jb] = b1[jb] + s1
+            if j + 2 < j1:
+                H_a[k, jc] = b1[jc] + s2
+            if j + 3 < j1:
+                H_a[k, jd] = b1[jd] + s3
 
 
 @njit(**_JIT)
@@ -131,6 +150,62 @@ def _w1_row_grad(G_ha, X, rows, j, acc):
         x = X[rows[k]]
         for i in range(d):
             acc[i] += c * x[i]
+
+
+@njit(**_JIT)
+def _w1_block_grad(G_ha, X, rows, j0, j1, acc):
+    """``acc[u] = Σ_k G_ha[k, j0 + u] X[rows[k]]`` for the units ``j0 <= j0 + u < j1`` (at most 4).
+
+    Four units by four examples per pass over the rows of ``acc`` (each X row loaded once
+    for four units); k runs in order, so each element's sum has a fixed order.
+    """
+    n = rows.shape[0]
+    d = X.shape[1]
+    zero = G_ha.dtype.type(0)
+    nu = j1 - j0
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    for i in range(d):
+        a0[i] = zero
+        a1[i] = zero
+        a2[i] = zero
+        a3[i] = zero
+    ju = np.empty(4, np.int64)
+    for u in range(4):
+        ju[u] = j0 + min(u, nu - 1)
+    c = np.zeros((4, 4), G_ha.dtype)
+    n4 = n - n % 4
+    for k in range(0, n4, 4):
+        nonzero = False
+        for e in range(4):
+            for u in range(4):
+                v = G_ha[k + e, ju[u]] if u < nu else zero
+                c[u, e] = v
+                if v != zero:
+                    nonzero = True
+        if not nonzero:
+            continue  # units dead on these four examples (common with ReLU): nothing to add
+        x0, x1, x2, x3 = X[rows[k]], X[rows[k + 1]], X[rows[k + 2]], X[rows[k + 3]]
+        c00, c01, c02, c03 = c[0, 0], c[0, 1], c[0, 2], c[0, 3]
+        c10, c11, c12, c13 = c[1, 0], c[1, 1], c[1, 2], c[1, 3]
+        c20, c21, c22, c23 = c[2, 0], c[2, 1], c[2, 2], c[2, 3]
+        c30, c31, c32, c33 = c[3, 0], c[3, 1], c[3, 2], c[3, 3]
+        for i in range(d):
+            v0 = x0[i]
+            v1 = x1[i]
+            v2 = x2[i]
+            v3 = x3[i]
+            a0[i] = a0[i] + c00 * v0 + c01 * v1 + c02 * v2 + c03 * v3
+            a1[i] = a1[i] + c10 * v0 + c11 * v1 + c12 * v2 + c13 * v3
+            a2[i] = a2[i] + c20 * v0 + c21 * v1 + c22 * v2 + c23 * v3
+            a3[i] = a3[i] + c30 * v0 + c31 * v1 + c32 * v2 + c33 * v3
+    for k in range(n4, n):
+        x = X[rows[k]]
+        for u in range(nu):
+            cu = G_ha[k, j0 + u]
+            if cu != zero:
+                au = acc[u]
+                for i in range(d):
+                    au[i] += cu * x[i]
 
 
 @njit(**_JIT)
@@ -233,12 +308,80 @@ def _train_block(blk, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1, l2x2, H_a, 
     j0 = blk * UNIT_BLOCK
     j1 = min(j0 + UNIT_BLOCK, d_h)
     if prev_rows.shape[0] > 0:
+        _w1_block_grad(G_ha, X, prev_rows, j0, j1, acc)
         for j in range(j0, j1):
-            _w1_row_grad(G_ha, X, prev_rows, j, acc)
-            _sgd_row(W1, j, acc, lr, l1, l2x2)
+            _sgd_row(W1, j, acc[j - j0], lr, l1, l2x2)
             b1[j] = b1[j] - lr * db1[j]
     if rows.shape[0] > 0:
         _hidden_block(W1, b1, X, rows, j0, j1, H_a)
+
+
+@njit(**_JIT)
+def _sgd1_row_dot(W1, j, c, x_prev, x_next, lr, l1, l2x2):
+    """One pass over row j of W1 for pure SGD (K = 1): the update with the outer-product
+    gradient ``c x_prev`` plus penalties, fused with the next example's dot product
+    ``W1[j] · x_next`` on the updated row (so W1 is streamed once per step)."""
+    row = W1[j]
+    zero = W1.dtype.type(0)
+    one = W1.dtype.type(1)
+    s = zero
+    for i in range(row.shape[0]):
+        w = row[i]
+        w = w - lr * (c * x_prev[i] + (l1 * _sign(w, zero, one) + l2x2 * w))
+        row[i] = w
+        s += w * x_next[i]
+    return s
+
+
+@njit(**_JIT)
+def _train_steps_k1(W1, b1, W2, b2, X, y, order, lr, l1_1, l2x2_1, l1_2, l2x2_2):
+    """Pure SGD (batch size 1), serial: a parallel region would cost more than one step.
+
+    Same arithmetic as :func:`_train_steps` except that each step streams W1 once (see
+    :func:`_sgd1_row_dot`); the first step of a call applies a zero step (lr = 0, exact) so
+    that every forward pass goes through the same code, however the epoch is cut in calls.
+    """
+    n = order.shape[0]
+    d_h = W1.shape[0]
+    m = W2.shape[0]
+    dt = W1.dtype
+    zero = dt.type(0)
+    one = dt.type(1)
+    H_a = np.empty((1, d_h), dt)
+    H_s = np.empty((1, d_h), dt)
+    G_oa = np.empty((1, m), dt)
+    G_ha = np.zeros((1, d_h), dt)
+    dW2 = np.empty((m, d_h), dt)
+    db2 = np.empty(m, dt)
+    db1 = np.zeros(d_h, dt)
+    loss_sum = 0.0
+    n_errors = 0
+    failed = -1
+    done = 0
+    for step in range(n + 1):
+        x_next = X[order[min(step, n - 1)]]
+        if step == 0:
+            x_prev, step_lr = x_next, zero
+        else:
+            x_prev, step_lr = X[order[step - 1]], lr
+        for j in range(d_h):
+            s = _sgd1_row_dot(W1, j, G_ha[0, j], x_prev, x_next, step_lr, l1_1, l2x2_1)
+            b1[j] = b1[j] - step_lr * db1[j]
+            H_a[0, j] = b1[j] + s
+        if step == n:
+            break
+        batch_loss, batch_errors = _head(H_a, W2, b2, y, order[step:step + 1], one, H_s,
+                                         G_oa, G_ha, dW2, db2, db1)
+        if not np.isfinite(batch_loss):
+            failed = step
+            break
+        loss_sum += batch_loss
+        n_errors += batch_errors
+        for c in range(m):
+            _sgd_row(W2, c, dW2[c], lr, l1_2, l2x2_2)
+            b2[c] = b2[c] - lr * db2[c]
+        done = step + 1
+    return loss_sum, n_errors, done, failed
 
 
 @njit(parallel=True, **_JIT)
@@ -262,7 +405,7 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
     dW2 = np.empty((m, d_h), dt)
     db2 = np.empty(m, dt)
     db1 = np.zeros(d_h, dt)
-    acc = np.empty((n_blocks, d), dt)               # one private buffer per unit block
+    acc = np.empty((n_blocks, UNIT_BLOCK, d), dt)   # one private buffer per unit block
     loss_sum = 0.0
     n_errors = 0
     failed = -1
@@ -472,9 +615,14 @@ class NumbaBackend(Backend):
         order = np.ascontiguousarray(order, dtype=np.int64)
         if order.shape[0] == 0:
             return StepStats(0.0, 0, 0)
-        loss_sum, n_errors, n_steps, failed = _train_steps(
-            *_weights(params), np.ascontiguousarray(X), _labels(y), order, int(batch_size),
-            t(lr), *_penalty_scalars(params, l1, l2), batch_size >= PARALLEL_MIN_BATCH)
+        X, y = np.ascontiguousarray(X), _labels(y)
+        if batch_size == 1:
+            loss_sum, n_errors, n_steps, failed = _train_steps_k1(
+                *_weights(params), X, y, order, t(lr), *_penalty_scalars(params, l1, l2))
+        else:
+            loss_sum, n_errors, n_steps, failed = _train_steps(
+                *_weights(params), X, y, order, int(batch_size), t(lr),
+                *_penalty_scalars(params, l1, l2), batch_size >= PARALLEL_MIN_BATCH)
         return StepStats(float(loss_sum), int(n_errors), int(n_steps), int(failed))
 
     @staticmethod
@@ -510,6 +658,7 @@ def warmup(dtype="float32"):
     be.evaluate(params, X, y)
     be.loss_and_grads(params, X, y, wrt_input=True)
     be.train_steps(params, X, y, np.arange(len(y)), 1, 0.01)
+    be.train_steps(params, X, y, np.arange(len(y)), 2, 0.01)
     be.train_steps(params, X, y, np.arange(len(y)), PARALLEL_MIN_BATCH, 0.01)
     return time.perf_counter() - t0
 
