@@ -20,8 +20,10 @@ How the work is split (and why the result is bit-for-bit the same for any thread
   layer, the loss and the backward pass down to ``G_ha`` run serially between regions.
 * Evaluation (``logits``, ``evaluate``, ``predict_proba``) splits the rows into fixed chunks
   of :data:`ROW_CHUNK`; each chunk reduces into its own slot, and slots are added in order.
-* Which path runs (serial loop or ``prange``) depends on the batch size only, never on the
-  number of threads; both call the same block functions.
+* Which path runs (serial loop or ``prange``) depends on the batch size and on whether more
+  than one thread is available; both call the same block functions and give the same bits
+  (a test pins this), so the choice changes the speed only. Pure SGD (batch size 1) has its
+  own serial kernel that streams W1 once per step (update fused with the next forward).
 
 Dtype discipline: every literal is made with ``W1.dtype.type(...)`` and scalars arrive typed
 from the wrapper, so float32 models compute in float32 throughout. Only the *reported*
@@ -580,6 +582,13 @@ def _penalty_scalars(params, l1, l2):
     return t(l1[0]), t(2.0 * l2[0]), t(l1[1]), t(2.0 * l2[1])
 
 
+def _use_parallel(batch_size):
+    """Serial or ``prange`` path: both give the same bits (pinned by the tests), so the
+    choice only affects speed -- a parallel region per minibatch pays off from
+    :data:`PARALLEL_MIN_BATCH` examples, and never with one thread."""
+    return batch_size >= PARALLEL_MIN_BATCH and numba.get_num_threads() > 1
+
+
 def _labels(y):
     return np.ascontiguousarray(y, dtype=np.int64)
 
@@ -622,7 +631,7 @@ class NumbaBackend(Backend):
         else:
             loss_sum, n_errors, n_steps, failed = _train_steps(
                 *_weights(params), X, y, order, int(batch_size), t(lr),
-                *_penalty_scalars(params, l1, l2), batch_size >= PARALLEL_MIN_BATCH)
+                *_penalty_scalars(params, l1, l2), _use_parallel(batch_size))
         return StepStats(float(loss_sum), int(n_errors), int(n_steps), int(failed))
 
     @staticmethod
