@@ -331,3 +331,5 @@ def test_warmup_and_info():
     info = nbmod.NumbaBackend.info()
     assert info["threading_layer"] in ("tbb", "omp", "workqueue")
     assert info["num_threads"] >= 1 and info["numba"]
+    # cache=True took effect (a second process loads the kernels instead of compiling)
+    assert type(nbmod._train_steps._cache).__name__ != "NullCache"

@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit as _numba_njit
+from numba import prange
 
 from .. import ops
 from .base import Backend, StepStats
@@ -53,7 +55,22 @@ from .base import Backend, StepStats
 #: length depends on the data only, so the results stay deterministic and thread-count
 #: independent. No "nnan"/"ninf": the NaN/inf checks of divergence detection must keep working.
 FASTMATH = frozenset({"contract", "reassoc"})
-_JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
+_JIT = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
+
+
+def njit(*args, **options):
+    """``numba.njit`` with ``cache=True``, tolerating installs where no cache folder is
+    writable (numba raises at decoration time then): the kernel is compiled in each process
+    instead, with a warning naming ``NUMBA_CACHE_DIR``."""
+    def decorate(func):
+        try:
+            return _numba_njit(cache=True, **options)(func)
+        except RuntimeError as exc:                 # "cannot cache function ...: no locator"
+            warnings.warn(f"fastmlp's numba kernels cannot be cached ({exc}); they will be "
+                          "compiled in every process. Set NUMBA_CACHE_DIR to a writable "
+                          "folder to cache them.", RuntimeWarning, stacklevel=2)
+            return _numba_njit(**options)(func)
+    return decorate(args[0]) if args else decorate
 
 #: hidden units per parallel work item in training (each thread owns whole rows of W1)
 UNIT_BLOCK = 4
