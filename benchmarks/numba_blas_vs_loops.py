@@ -41,10 +41,10 @@ def loops_epoch(W1, b1, X, order, K):
     for start in range(0, order.shape[0] - K + 1, K):
         rows = order[start:start + K]
         for j0 in range(0, h, 4):
-            nb._hidden_block(W1, b1, X, rows, j0, j0 + 4, Ha)
+            nb._hidden_block(W1, b1, X, rows, 0, K, j0, j0 + 4, Ha)
         G = Ha * X.dtype.type(1e-3)
         for j0 in range(0, h, 4):
-            nb._w1_block_grad(G, X, rows, j0, j0 + 4, acc)
+            nb._w1_block_grad(G, X, rows, 0, K, j0, j0 + 4, acc, True)
             s += acc[0, 0]
     return s
 

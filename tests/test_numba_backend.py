@@ -288,7 +288,8 @@ def test_float32_is_float32_throughout():
     f32, i64 = t.float32, t.int64
     mat, vec, idx = t.Array(f32, 2, "C"), t.Array(f32, 1, "C"), t.Array(i64, 1, "C")
     kernels = {
-        nbmod._hidden_block: (mat, vec, mat, idx, i64, i64, mat),
+        nbmod._hidden_block: (mat, vec, mat, idx, i64, i64, i64, i64, mat),
+        nbmod._w1_block_grad: (mat, mat, idx, i64, i64, i64, i64, mat, t.boolean),
         nbmod._w1_row_grad: (mat, mat, idx, i64, vec),
         nbmod._sgd_row: (mat, i64, vec, f32, f32, f32),
     }

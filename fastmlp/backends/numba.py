@@ -12,8 +12,9 @@ then ``p -= lr * (dp + l1 sign(p) + 2 l2 p)`` (penalties on W1, W2 only).
 
 How the work is split (and why the result is bit-for-bit the same for any thread count):
 
-* The hidden layer is cut into fixed blocks of :data:`UNIT_BLOCK` units. In training, one
-  parallel region per minibatch gives each block to one thread, which first applies the
+* The hidden layer is cut into fixed blocks of :data:`UNIT_BLOCK` units, grouped in work
+  items of :data:`BLOCKS_PER_ITEM` blocks. In training, one parallel region per minibatch
+  gives each work item to one thread, which first applies the
   previous minibatch's update to *its own* rows of ``W1`` (and ``b1``) -- the gradient of one
   row of W1 is a sum over the minibatch in a fixed order, so no reduction crosses threads --
   and then computes its units' pre-activations for the current minibatch. The small output
@@ -74,6 +75,12 @@ def njit(*args, **options):
 
 #: hidden units per parallel work item in training (each thread owns whole rows of W1)
 UNIT_BLOCK = 4
+#: unit blocks per parallel work item in training: one thread walks the minibatch in row
+#: tiles and applies each tile to all its blocks, so the tile is read from its own L2 cache
+BLOCKS_PER_ITEM = 4
+#: minibatch rows per tile (a multiple of 4 and of 2, so that the blocking of every row, and
+#: hence every bit of the result, is the same as without tiles)
+ROW_TILE = 32
 #: rows per parallel work item in logits/evaluate
 ROW_CHUNK = 256
 #: minibatches smaller than this run the serial path: a parallel region costs more than it saves
@@ -85,22 +92,21 @@ PARALLEL_MIN_BATCH = 8
 # --------------------------------------------------------------------------------------
 
 @njit(**_JIT)
-def _hidden_block(W1, b1, X, rows, j0, j1, H_a):
-    """``H_a[k, j] = b1[j] + W1[j] · X[rows[k]]`` for every k and ``j0 <= j < j1``.
+def _hidden_block(W1, b1, X, rows, k0, k1, j0, j1, H_a):
+    """``H_a[k, j] = b1[j] + W1[j] · X[rows[k]]`` for ``k0 <= k < k1`` and ``j0 <= j < j1``.
 
     Four units by two examples at a time (eight dot products share their loads); units past
     the end are clamped onto the last valid one and not written, and an odd last example
     takes a 4-by-1 pass, so that which code computes an element depends on its position in
     ``rows`` and in the fixed unit blocks only.
     """
-    n = rows.shape[0]
     d = X.shape[1]
     zero = W1.dtype.type(0)
     for j in range(j0, j1, 4):
         ja, jb, jc, jd = j, min(j + 1, j1 - 1), min(j + 2, j1 - 1), min(j + 3, j1 - 1)
         wa, wb, wc, wd = W1[ja], W1[jb], W1[jc], W1[jd]
-        n2 = n - n % 2
-        for k in range(0, n2, 2):
+        n2 = k1 - (k1 - k0) % 2
+        for k in range(k0, n2, 2):
             k2 = k + 1
             xa = X[rows[k]]
             xb = X[rows[k2]]
@@ -127,7 +133,7 @@ def _hidden_block(W1, b1, X, rows, j0, j1, H_a):
             if j + 3 < j1:
                 H_a[k, jd] = b1[jd] + s3
                 H_a[k2, jd] = b1[jd] + s7
-        if n2 < n:                                    # the odd last example: 4 units x 1
+        if n2 < k1:                                   # the odd last example: 4 units x 1
             k = n2
             xa = X[rows[k]]
             s0 = s1 = s2 = s3 = zero
@@ -172,28 +178,29 @@ def _w1_row_grad(G_ha, X, rows, j, acc):
 
 
 @njit(**_JIT)
-def _w1_block_grad(G_ha, X, rows, j0, j1, acc):
-    """``acc[u] = Σ_k G_ha[k, j0 + u] X[rows[k]]`` for the units ``j0 <= j0 + u < j1`` (at most 4).
+def _w1_block_grad(G_ha, X, rows, k0, k1, j0, j1, acc, init):
+    """``acc[u] (=|+=) Σ_k G_ha[k, j0 + u] X[rows[k]]`` over ``k0 <= k < k1``, for the units
+    ``j0 <= j0 + u < j1`` (at most 4); ``init`` zeroes acc first.
 
     Four units by four examples per pass over the rows of ``acc`` (each X row loaded once
     for four units); k runs in order, so each element's sum has a fixed order.
     """
-    n = rows.shape[0]
     d = X.shape[1]
     zero = G_ha.dtype.type(0)
     nu = j1 - j0
     a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-    for i in range(d):
-        a0[i] = zero
-        a1[i] = zero
-        a2[i] = zero
-        a3[i] = zero
+    if init:
+        for i in range(d):
+            a0[i] = zero
+            a1[i] = zero
+            a2[i] = zero
+            a3[i] = zero
     ju = np.empty(4, np.int64)
     for u in range(4):
         ju[u] = j0 + min(u, nu - 1)
     c = np.zeros((4, 4), G_ha.dtype)
-    n4 = n - n % 4
-    for k in range(0, n4, 4):
+    n4 = k1 - (k1 - k0) % 4
+    for k in range(k0, n4, 4):
         nonzero = False
         for e in range(4):
             for u in range(4):
@@ -217,7 +224,7 @@ def _w1_block_grad(G_ha, X, rows, j0, j1, acc):
             a1[i] = a1[i] + c10 * v0 + c11 * v1 + c12 * v2 + c13 * v3
             a2[i] = a2[i] + c20 * v0 + c21 * v1 + c22 * v2 + c23 * v3
             a3[i] = a3[i] + c30 * v0 + c31 * v1 + c32 * v2 + c33 * v3
-    for k in range(n4, n):
+    for k in range(n4, k1):
         x = X[rows[k]]
         for u in range(nu):
             cu = G_ha[k, j0 + u]
@@ -264,6 +271,7 @@ def _head(H_a, W2, b2, y, rows, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
     dW2[:, :] = zero
     db2[:] = zero
     db1[:] = zero
+    e = np.empty(m, H_a.dtype)
     loss_sum = 0.0
     n_errors = 0
     for k in range(n):
@@ -286,14 +294,15 @@ def _head(H_a, W2, b2, y, rows, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
                 best = c
         total = zero
         for c in range(m):
-            total += math.exp(go[c] - omax)
+            e[c] = math.exp(go[c] - omax)             # once: exp dominates this function
+            total += e[c]
         yk = y[rows[k]]
         loss = (math.log(total) + omax) - go[yk]     # logsumexp(o_a) - o_a[y]
         loss_sum += np.float64(loss)
         if best != yk:
             n_errors += 1
         for c in range(m):                            # softmax - onehot, over K
-            p = math.exp(go[c] - omax) / total
+            p = e[c] / total
             if c == yk:
                 p = p - one
             go[c] = p * inv_K
@@ -320,19 +329,34 @@ def _head(H_a, W2, b2, y, rows, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
 # --------------------------------------------------------------------------------------
 
 @njit(**_JIT)
-def _train_block(blk, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1, l2x2, H_a, acc):
-    """One unit block's share of a training step: the previous step's update of its rows of
-    W1 and b1 (when ``prev_rows`` is not empty), then its units' pre-activations for ``rows``."""
+def _train_item(item, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1, l2x2, H_a, acc):
+    """One work item's share of a training step (its :data:`BLOCKS_PER_ITEM` unit blocks):
+    the previous step's update of its rows of W1 and b1 (when ``prev_rows`` is not empty),
+    then its units' pre-activations for ``rows``. The minibatch is walked in row tiles, each
+    tile applied to every block of the item while it is in cache."""
     d_h = W1.shape[0]
-    j0 = blk * UNIT_BLOCK
-    j1 = min(j0 + UNIT_BLOCK, d_h)
-    if prev_rows.shape[0] > 0:
-        _w1_block_grad(G_ha, X, prev_rows, j0, j1, acc)
-        for j in range(j0, j1):
-            _sgd_row(W1, j, acc[j - j0], lr, l1, l2x2)
-            b1[j] = b1[j] - lr * db1[j]
-    if rows.shape[0] > 0:
-        _hidden_block(W1, b1, X, rows, j0, j1, H_a)
+    n_blocks = (d_h + UNIT_BLOCK - 1) // UNIT_BLOCK
+    blk0 = item * BLOCKS_PER_ITEM
+    blk1 = min(blk0 + BLOCKS_PER_ITEM, n_blocks)
+    n_prev = prev_rows.shape[0]
+    if n_prev > 0:
+        for t0 in range(0, n_prev, ROW_TILE):
+            t1 = min(t0 + ROW_TILE, n_prev)
+            for blk in range(blk0, blk1):
+                j0 = blk * UNIT_BLOCK
+                _w1_block_grad(G_ha, X, prev_rows, t0, t1, j0, min(j0 + UNIT_BLOCK, d_h),
+                               acc[blk], t0 == 0)
+        for blk in range(blk0, blk1):
+            j0 = blk * UNIT_BLOCK
+            for j in range(j0, min(j0 + UNIT_BLOCK, d_h)):
+                _sgd_row(W1, j, acc[blk, j - j0], lr, l1, l2x2)
+                b1[j] = b1[j] - lr * db1[j]
+    n = rows.shape[0]
+    for t0 in range(0, n, ROW_TILE):
+        t1 = min(t0 + ROW_TILE, n)
+        for blk in range(blk0, blk1):
+            j0 = blk * UNIT_BLOCK
+            _hidden_block(W1, b1, X, rows, t0, t1, j0, min(j0 + UNIT_BLOCK, d_h), H_a)
 
 
 @njit(**_JIT)
@@ -417,6 +441,7 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
     dt = W1.dtype
     n_steps = (n + batch_size - 1) // batch_size
     n_blocks = (d_h + UNIT_BLOCK - 1) // UNIT_BLOCK
+    n_items = (n_blocks + BLOCKS_PER_ITEM - 1) // BLOCKS_PER_ITEM
     H_a = np.empty((batch_size, d_h), dt)
     H_s = np.empty((batch_size, d_h), dt)
     G_oa = np.empty((batch_size, m), dt)
@@ -434,13 +459,13 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
         start = min(step * batch_size, n)
         rows = order[start:min(start + batch_size, n)]
         if parallel:
-            for blk in prange(n_blocks):
-                _train_block(blk, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1_1, l2x2_1,
-                             H_a, acc[blk])
+            for item in prange(n_items):
+                _train_item(item, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1_1, l2x2_1,
+                            H_a, acc)
         else:
-            for blk in range(n_blocks):
-                _train_block(blk, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1_1, l2x2_1,
-                             H_a, acc[blk])
+            for item in range(n_items):
+                _train_item(item, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1_1, l2x2_1,
+                            H_a, acc)
         if step == n_steps:
             break
         K = rows.shape[0]
@@ -472,7 +497,7 @@ def _loss_and_grads(W1, b1, W2, b2, X, y, l1_1, l2x2_1, l1_2, l2x2_2, wrt_input)
     H_a = np.empty((K, d_h), dt)
     for blk in prange(n_blocks):
         j0 = blk * UNIT_BLOCK
-        _hidden_block(W1, b1, X, rows, j0, min(j0 + UNIT_BLOCK, d_h), H_a)
+        _hidden_block(W1, b1, X, rows, 0, K, j0, min(j0 + UNIT_BLOCK, d_h), H_a)
     H_s = np.empty((K, d_h), dt)
     G_oa = np.empty((K, m), dt)
     G_ha = np.empty((K, d_h), dt)
@@ -513,7 +538,7 @@ def _forward_chunk(W1, b1, W2, b2, X, rows, H_a, O_a):
     d_h = W1.shape[0]
     m = W2.shape[0]
     zero = W1.dtype.type(0)
-    _hidden_block(W1, b1, X, rows, 0, d_h, H_a)
+    _hidden_block(W1, b1, X, rows, 0, rows.shape[0], 0, d_h, H_a)
     for k in range(rows.shape[0]):
         h = H_a[k]
         for j in range(d_h):
@@ -663,7 +688,8 @@ class NumbaBackend(Backend):
                 "num_threads": numba.get_num_threads(),
                 "max_threads": numba.config.NUMBA_NUM_THREADS,
                 "cache_dir": numba.config.CACHE_DIR or None,
-                "parallel_min_batch": PARALLEL_MIN_BATCH, "unit_block": UNIT_BLOCK}
+                "parallel_min_batch": PARALLEL_MIN_BATCH, "unit_block": UNIT_BLOCK,
+                "blocks_per_item": BLOCKS_PER_ITEM, "row_tile": ROW_TILE}
 
 
 def warmup(dtype="float32"):
@@ -689,5 +715,5 @@ def warmup(dtype="float32"):
     return time.perf_counter() - t0
 
 
-__all__ = ["NumbaBackend", "warmup", "FASTMATH", "UNIT_BLOCK", "ROW_CHUNK",
-           "PARALLEL_MIN_BATCH"]
+__all__ = ["NumbaBackend", "warmup", "FASTMATH", "UNIT_BLOCK", "BLOCKS_PER_ITEM", "ROW_TILE",
+           "ROW_CHUNK", "PARALLEL_MIN_BATCH"]
