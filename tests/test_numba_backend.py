@@ -221,14 +221,14 @@ def test_thread_count_does_not_change_bits_in_process():
         digests = []
         for threads in (1, 2):
             numba.set_num_threads(threads)
-            digests.append([_train_digest("float32", K) for K in (1, 9, 32)])
+            digests.append([_train_digest("float32", K) for K in (1, 9, 32, 150)])
         assert digests[0] == digests[1]
     finally:
         numba.set_num_threads(old)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("K", (2, 9, 32))
+@pytest.mark.parametrize("K", (2, 9, 32, 150))
 def test_serial_and_parallel_paths_give_the_same_bits(dtype, K):
     """The wrapper picks the path by batch size and thread count: it must not matter."""
     rng = np.random.default_rng(4)
@@ -253,7 +253,7 @@ _SUBPROCESS = textwrap.dedent("""
     X = None
     print(numba.get_num_threads())
     for dtype in ("float32", "float64"):
-        for K in (1, 9, 32):
+        for K in (1, 9, 32, 150):
             print(_train_digest(dtype, K))
 """)
 

@@ -81,6 +81,9 @@ BLOCKS_PER_ITEM = 4
 #: minibatch rows per tile (a multiple of 4 and of 2, so that the blocking of every row, and
 #: hence every bit of the result, is the same as without tiles)
 ROW_TILE = 32
+#: minibatch rows per work item of the output layer and backward pass (larger minibatches
+#: are split into chunks of this size, summed in chunk order)
+HEAD_CHUNK = 64
 #: rows per parallel work item in logits/evaluate
 ROW_CHUNK = 256
 #: minibatches smaller than this run the serial path: a parallel region costs more than it saves
@@ -256,14 +259,14 @@ def _sgd_row(W, j, grad, lr, l1, l2x2):
 
 
 @njit(**_JIT)
-def _head(H_a, W2, b2, y, rows, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
-    """Output layer, loss and backward pass down to ``G_ha`` for one minibatch (serial).
+def _head(H_a, W2, b2, y, rows, k0, k1, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
+    """Output layer, loss and backward pass down to ``G_ha`` for rows ``k0 <= k < k1`` of a
+    minibatch (serial).
 
-    Fills ``H_s``, ``G_oa`` (already divided by K), ``G_ha``, and the sums ``dW2``, ``db2``,
-    ``db1`` over the minibatch. Returns ``(loss_sum, n_errors)``; loss_sum is accumulated in
-    float64 from per-example losses computed in the model's dtype.
+    Fills those rows of ``H_s``, ``G_oa`` (already divided by K) and ``G_ha``, and sets
+    ``dW2``, ``db2``, ``db1`` to their sums over those rows. Returns ``(loss_sum, n_errors)``;
+    loss_sum is accumulated in float64 from per-example losses computed in the model's dtype.
     """
-    n = rows.shape[0]
     d_h = H_a.shape[1]
     m = W2.shape[0]
     zero = H_a.dtype.type(0)
@@ -274,7 +277,7 @@ def _head(H_a, W2, b2, y, rows, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
     e = np.empty(m, H_a.dtype)
     loss_sum = 0.0
     n_errors = 0
-    for k in range(n):
+    for k in range(k0, k1):
         hs = H_s[k]
         for j in range(d_h):
             a = H_a[k, j]
@@ -413,7 +416,7 @@ def _train_steps_k1(W1, b1, W2, b2, X, y, order, lr, l1_1, l2x2_1, l1_2, l2x2_2)
             H_a[0, j] = b1[j] + s
         if step == n:
             break
-        batch_loss, batch_errors = _head(H_a, W2, b2, y, order[step:step + 1], one, H_s,
+        batch_loss, batch_errors = _head(H_a, W2, b2, y, order[step:step + 1], 0, 1, one, H_s,
                                          G_oa, G_ha, dW2, db2, db1)
         if not np.isfinite(batch_loss):
             failed = step
@@ -450,6 +453,12 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
     db2 = np.empty(m, dt)
     db1 = np.zeros(d_h, dt)
     acc = np.empty((n_blocks, UNIT_BLOCK, d), dt)   # one private buffer per unit block
+    n_hc_max = (batch_size + HEAD_CHUNK - 1) // HEAD_CHUNK
+    loss_p = np.zeros(n_hc_max)                       # one slot per head chunk
+    err_p = np.zeros(n_hc_max, np.int64)
+    dW2_p = np.empty((n_hc_max, m, d_h), dt)
+    db2_p = np.empty((n_hc_max, m), dt)
+    db1_p = np.empty((n_hc_max, d_h), dt)
     loss_sum = 0.0
     n_errors = 0
     failed = -1
@@ -470,8 +479,34 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
             break
         K = rows.shape[0]
         inv_K = W1.dtype.type(1.0 / K)
-        batch_loss, batch_errors = _head(H_a, W2, b2, y, rows, inv_K, H_s, G_oa, G_ha,
-                                         dW2, db2, db1)
+        if K <= HEAD_CHUNK:
+            batch_loss, batch_errors = _head(H_a, W2, b2, y, rows, 0, K, inv_K, H_s, G_oa,
+                                             G_ha, dW2, db2, db1)
+        else:
+            # large minibatches: fixed row chunks, each summing into its own buffers
+            # (added below in chunk order), so the bits do not depend on the threads
+            n_hc = (K + HEAD_CHUNK - 1) // HEAD_CHUNK
+            if parallel:
+                for c in prange(n_hc):
+                    loss_p[c], err_p[c] = _head(H_a, W2, b2, y, rows, c * HEAD_CHUNK,
+                                                min(c * HEAD_CHUNK + HEAD_CHUNK, K), inv_K, H_s,
+                                                G_oa, G_ha, dW2_p[c], db2_p[c], db1_p[c])
+            else:
+                for c in range(n_hc):
+                    loss_p[c], err_p[c] = _head(H_a, W2, b2, y, rows, c * HEAD_CHUNK,
+                                                min(c * HEAD_CHUNK + HEAD_CHUNK, K), inv_K, H_s,
+                                                G_oa, G_ha, dW2_p[c], db2_p[c], db1_p[c])
+            batch_loss = loss_p[0]
+            batch_errors = err_p[0]
+            dW2[:, :] = dW2_p[0]
+            db2[:] = db2_p[0]
+            db1[:] = db1_p[0]
+            for c in range(1, n_hc):
+                batch_loss += loss_p[c]
+                batch_errors += err_p[c]
+                dW2 += dW2_p[c]
+                db2 += db2_p[c]
+                db1 += db1_p[c]
         if not np.isfinite(batch_loss):
             failed = step
             break
@@ -505,7 +540,7 @@ def _loss_and_grads(W1, b1, W2, b2, X, y, l1_1, l2x2_1, l1_2, l2x2_2, wrt_input)
     db2 = np.empty(m, dt)
     db1 = np.empty(d_h, dt)
     inv_K = W1.dtype.type(1.0 / K)
-    loss_sum, _ = _head(H_a, W2, b2, y, rows, inv_K, H_s, G_oa, G_ha, dW2, db2, db1)
+    loss_sum, _ = _head(H_a, W2, b2, y, rows, 0, K, inv_K, H_s, G_oa, G_ha, dW2, db2, db1)
     dW1 = np.empty((d_h, d), dt)
     zero = dt.type(0)
     one = dt.type(1)
@@ -689,7 +724,8 @@ class NumbaBackend(Backend):
                 "max_threads": numba.config.NUMBA_NUM_THREADS,
                 "cache_dir": numba.config.CACHE_DIR or None,
                 "parallel_min_batch": PARALLEL_MIN_BATCH, "unit_block": UNIT_BLOCK,
-                "blocks_per_item": BLOCKS_PER_ITEM, "row_tile": ROW_TILE}
+                "blocks_per_item": BLOCKS_PER_ITEM, "row_tile": ROW_TILE,
+                "head_chunk": HEAD_CHUNK}
 
 
 def warmup(dtype="float32"):
@@ -716,4 +752,4 @@ def warmup(dtype="float32"):
 
 
 __all__ = ["NumbaBackend", "warmup", "FASTMATH", "UNIT_BLOCK", "BLOCKS_PER_ITEM", "ROW_TILE",
-           "ROW_CHUNK", "PARALLEL_MIN_BATCH"]
+           "HEAD_CHUNK", "ROW_CHUNK", "PARALLEL_MIN_BATCH"]
