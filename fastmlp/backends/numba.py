@@ -17,8 +17,11 @@ How the work is split (and why the result is bit-for-bit the same for any thread
   gives each work item to one thread, which first applies the
   previous minibatch's update to *its own* rows of ``W1`` (and ``b1``) -- the gradient of one
   row of W1 is a sum over the minibatch in a fixed order, so no reduction crosses threads --
-  and then computes its units' pre-activations for the current minibatch. The small output
-  layer, the loss and the backward pass down to ``G_ha`` run serially between regions.
+  and then computes its units' pre-activations for the current minibatch, walking the
+  minibatch in tiles of :data:`ROW_TILE` rows that stay in that core's cache. The small
+  output layer, the loss and the backward pass down to ``G_ha`` run serially between
+  regions, or, for minibatches over :data:`HEAD_CHUNK` rows, in fixed row chunks (a second
+  region) whose partial sums are added in chunk order.
 * Evaluation (``logits``, ``evaluate``, ``predict_proba``) splits the rows into fixed chunks
   of :data:`ROW_CHUNK`; each chunk reduces into its own slot, and slots are added in order.
 * Which path runs (serial loop or ``prange``) depends on the batch size and on whether more
@@ -54,7 +57,8 @@ from .base import Backend, StepStats
 #: "contract" lets LLVM fuse a*b+c into one FMA; "reassoc" lets it vectorize the dot
 #: products inside one work item. Both are fixed at compile time and applied to loops whose
 #: length depends on the data only, so the results stay deterministic and thread-count
-#: independent. No "nnan"/"ninf": the NaN/inf checks of divergence detection must keep working.
+#: independent on a given machine (another vector width, e.g. AVX-512, may round differently,
+#: as BLAS would). No "nnan"/"ninf": the NaN/inf checks of divergence detection must keep working.
 FASTMATH = frozenset({"contract", "reassoc"})
 _JIT = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
