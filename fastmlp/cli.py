@@ -124,9 +124,10 @@ def _add_train(sub):
     p.add_argument("--eval-train", action="store_true",
                    help="re-evaluate the whole train split after each epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # "%(default).0s" prints nothing but tells the defaults formatter not to add "(default: None)"
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for model.npz, history.json, learning-curves.png "
-                        "(default: nothing is written)")
+                        "(without it, nothing is written)%(default).0s")
     p.add_argument("--checkpoint-every", type=_int_at_least(1), default=None, metavar="N",
                    help=f"every N epochs, write OUT/{CHECKPOINT} (the model, the epoch reached, "
                         "the history and the settings), atomically")
