@@ -263,6 +263,14 @@ def _sgd_row(W, j, grad, lr, l1, l2x2):
 
 
 @njit(**_JIT)
+def _sgd_head(W2, b2, dW2, db2, lr, l1, l2x2):
+    """The output layer's step: every row of W2 with its penalty, and b2 (not penalized)."""
+    for c in range(W2.shape[0]):
+        _sgd_row(W2, c, dW2[c], lr, l1, l2x2)
+        b2[c] = b2[c] - lr * db2[c]
+
+
+@njit(**_JIT)
 def _head(H_a, W2, b2, y, rows, k0, k1, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
     """Output layer, loss and backward pass down to ``G_ha`` for rows ``k0 <= k < k1`` of a
     minibatch (serial).
@@ -427,9 +435,7 @@ def _train_steps_k1(W1, b1, W2, b2, X, y, order, lr, l1_1, l2x2_1, l1_2, l2x2_2)
             break
         loss_sum += batch_loss
         n_errors += batch_errors
-        for c in range(m):
-            _sgd_row(W2, c, dW2[c], lr, l1_2, l2x2_2)
-            b2[c] = b2[c] - lr * db2[c]
+        _sgd_head(W2, b2, dW2, db2, lr, l1_2, l2x2_2)
         done = step + 1
     return loss_sum, n_errors, done, failed
 
@@ -516,9 +522,7 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
             break
         loss_sum += batch_loss
         n_errors += batch_errors
-        for c in range(m):
-            _sgd_row(W2, c, dW2[c], lr, l1_2, l2x2_2)
-            b2[c] = b2[c] - lr * db2[c]
+        _sgd_head(W2, b2, dW2, db2, lr, l1_2, l2x2_2)
         prev_rows = rows
         done = step + 1
     return loss_sum, n_errors, done, failed
