@@ -12,13 +12,15 @@ then ``p -= lr * (dp + l1 sign(p) + 2 l2 p)`` (penalties on W1, W2 only).
 
 How the work is split (and why the result is bit-for-bit the same for any thread count):
 
-* The hidden layer is cut into fixed blocks of :data:`UNIT_BLOCK` units, grouped in work
-  items of :data:`BLOCKS_PER_ITEM` blocks. In training, one parallel region per minibatch
-  gives each work item to one thread, which first applies the
-  previous minibatch's update to *its own* rows of ``W1`` (and ``b1``) -- the gradient of one
-  row of W1 is a sum over the minibatch in a fixed order, so no reduction crosses threads --
-  and then computes its units' pre-activations for the current minibatch, walking the
-  minibatch in tiles of :data:`ROW_TILE` rows that stay in that core's cache. The small
+* The hidden layer is cut into fixed blocks of :data:`UNIT_BLOCK` units. In training, one
+  parallel region per minibatch gives each thread an even share of the blocks; the thread
+  first applies the previous minibatch's update to *its own* rows of ``W1`` (and ``b1``) --
+  the gradient of one row of W1 is a sum over the minibatch in a fixed order, so no
+  reduction crosses threads -- and then computes its units' pre-activations for the current
+  minibatch, walking the minibatch in tiles of :data:`ROW_TILE` rows that stay in that
+  core's cache while it prefetches the next tile's rows (the rows are gathered from all of
+  X, so without this they arrive from main memory one miss at a time). Which thread owns a
+  block changes no arithmetic: each block's sums are computed the same way. The small
   output layer, the loss and the backward pass down to ``G_ha`` run serially between
   regions, or, for minibatches over :data:`HEAD_CHUNK` rows, in fixed row chunks (a second
   region) whose partial sums are added in chunk order.
@@ -48,8 +50,11 @@ import warnings
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit as _numba_njit
-from numba import prange
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .. import ops
 from .base import Backend, StepStats
@@ -79,9 +84,6 @@ def njit(*args, **options):
 
 #: hidden units per parallel work item in training (each thread owns whole rows of W1)
 UNIT_BLOCK = 4
-#: unit blocks per parallel work item in training: one thread walks the minibatch in row
-#: tiles and applies each tile to all its blocks, so the tile is read from its own L2 cache
-BLOCKS_PER_ITEM = 4
 #: minibatch rows per tile (a multiple of 4 and of 2, so that the blocking of every row, and
 #: hence every bit of the result, is the same as without tiles)
 ROW_TILE = 32
@@ -97,6 +99,40 @@ PARALLEL_MIN_BATCH = 8
 # --------------------------------------------------------------------------------------
 # Block functions (serial arithmetic, called from the parallel kernels)
 # --------------------------------------------------------------------------------------
+
+@intrinsic
+def _prefetch(typingctx, vec, i):
+    """Ask the CPU to start loading the cache line of ``vec[i]`` (LLVM's ``llvm.prefetch``:
+    read, keep in all cache levels). A hint only: it changes no value, only when the line
+    arrives."""
+    if not (isinstance(vec, types.Array) and vec.ndim == 1 and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vec_type = signature.args[0]
+        array = context.make_array(vec_type)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, vec_type, array, [args[1]],
+                                       wraparound=False)
+        i32 = ir.IntType(32)
+        byte_ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        fn_type = ir.FunctionType(ir.VoidType(), [byte_ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fn_type, "llvm.prefetch.p0")
+        builder.call(fn, [byte_ptr, i32(0), i32(3), i32(1)])   # read, high locality, data
+        return context.get_dummy_value()
+
+    return types.void(vec, i), codegen
+
+
+@njit(**_JIT)
+def _prefetch_rows(X, rows, k0, k1):
+    """Start loading rows ``rows[k0:k1]`` of X (clipped to ``rows``) into cache, one hint per
+    64-byte line: the gathered rows of the next tile arrive while this one is computed."""
+    step = 64 // X.itemsize
+    for k in range(k0, min(k1, rows.shape[0])):
+        x = X[rows[k]]
+        for i in range(0, x.shape[0], step):
+            _prefetch(x, i)
+
 
 @njit(**_JIT)
 def _hidden_block(W1, b1, X, rows, k0, k1, j0, j1, H_a):
@@ -344,15 +380,14 @@ def _head(H_a, W2, b2, y, rows, k0, k1, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
 # --------------------------------------------------------------------------------------
 
 @njit(**_JIT)
-def _train_item(item, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1, l2x2, H_a, acc):
-    """One work item's share of a training step (its :data:`BLOCKS_PER_ITEM` unit blocks):
-    the previous step's update of its rows of W1 and b1 (when ``prev_rows`` is not empty),
-    then its units' pre-activations for ``rows``. The minibatch is walked in row tiles, each
-    tile applied to every block of the item while it is in cache."""
+def _train_item(blk0, blk1, W1, b1, X, G_ha, db1, prev_rows, rows, next_rows, lr, l1, l2x2,
+                H_a, acc):
+    """One thread's share of a training step, unit blocks ``blk0 <= blk < blk1``: the
+    previous step's update of their rows of W1 and b1 (when ``prev_rows`` is not empty),
+    then their pre-activations for ``rows``. Each minibatch is walked in row tiles, each
+    tile applied to every block while it is in cache; the next tile's rows (at the end, the
+    first tile of ``next_rows``) are prefetched meanwhile."""
     d_h = W1.shape[0]
-    n_blocks = (d_h + UNIT_BLOCK - 1) // UNIT_BLOCK
-    blk0 = item * BLOCKS_PER_ITEM
-    blk1 = min(blk0 + BLOCKS_PER_ITEM, n_blocks)
     n_prev = prev_rows.shape[0]
     if n_prev > 0:
         for t0 in range(0, n_prev, ROW_TILE):
@@ -369,6 +404,10 @@ def _train_item(item, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1, l2x2, H_a, 
     n = rows.shape[0]
     for t0 in range(0, n, ROW_TILE):
         t1 = min(t0 + ROW_TILE, n)
+        if t1 < n:
+            _prefetch_rows(X, rows, t1, t1 + ROW_TILE)
+        else:
+            _prefetch_rows(X, next_rows, 0, ROW_TILE)
         for blk in range(blk0, blk1):
             j0 = blk * UNIT_BLOCK
             _hidden_block(W1, b1, X, rows, t0, t1, j0, min(j0 + UNIT_BLOCK, d_h), H_a)
@@ -417,6 +456,7 @@ def _train_steps_k1(W1, b1, W2, b2, X, y, order, lr, l1_1, l2x2_1, l1_2, l2x2_2)
     failed = -1
     done = 0
     for step in range(n + 1):
+        _prefetch_rows(X, order, step + 1, step + 2)   # the row after next, while this one runs
         x_next = X[order[min(step, n - 1)]]
         if step == 0:
             x_prev, step_lr = x_next, zero
@@ -442,11 +482,13 @@ def _train_steps_k1(W1, b1, W2, b2, X, y, order, lr, l1_1, l2x2_1, l1_2, l2x2_2)
 
 @njit(parallel=True, **_JIT)
 def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2, l2x2_2,
-                 parallel):
+                 parallel, n_items):
     """Minibatch SGD over ``order`` in place; returns ``(loss_sum, n_errors, n_steps, failed)``.
 
     One parallel region per step (see the module docstring): it applies the previous step's
-    W1/b1 update and computes this step's hidden pre-activations; the rest is serial.
+    W1/b1 update and computes this step's hidden pre-activations, ``n_items`` threads each on
+    an even share of the unit blocks (pass the thread count; ignored when ``parallel`` is
+    false); the head follows, serially or in row chunks.
     """
     n = order.shape[0]
     d_h, d = W1.shape
@@ -454,7 +496,10 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
     dt = W1.dtype
     n_steps = (n + batch_size - 1) // batch_size
     n_blocks = (d_h + UNIT_BLOCK - 1) // UNIT_BLOCK
-    n_items = (n_blocks + BLOCKS_PER_ITEM - 1) // BLOCKS_PER_ITEM
+    # one work item per thread (blocks split evenly): each thread sweeps the previous
+    # minibatch once for all its blocks, then the new one. Which thread computes a block
+    # does not change its bits.
+    n_items = min(max(n_items, 1), n_blocks) if parallel else 1
     H_a = np.empty((batch_size, d_h), dt)
     H_s = np.empty((batch_size, d_h), dt)
     G_oa = np.empty((batch_size, m), dt)
@@ -477,13 +522,16 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
     for step in range(n_steps + 1):
         start = min(step * batch_size, n)
         rows = order[start:min(start + batch_size, n)]
+        next_rows = order[min(start + batch_size, n):min(start + 2 * batch_size, n)]
         if parallel:
             for item in prange(n_items):
-                _train_item(item, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1_1, l2x2_1,
+                _train_item(item * n_blocks // n_items, (item + 1) * n_blocks // n_items, W1,
+                            b1, X, G_ha, db1, prev_rows, rows, next_rows, lr, l1_1, l2x2_1,
                             H_a, acc)
         else:
             for item in range(n_items):
-                _train_item(item, W1, b1, X, G_ha, db1, prev_rows, rows, lr, l1_1, l2x2_1,
+                _train_item(item * n_blocks // n_items, (item + 1) * n_blocks // n_items, W1,
+                            b1, X, G_ha, db1, prev_rows, rows, next_rows, lr, l1_1, l2x2_1,
                             H_a, acc)
         if step == n_steps:
             break
@@ -716,7 +764,8 @@ class NumbaBackend(Backend):
         else:
             loss_sum, n_errors, n_steps, failed = _train_steps(
                 *_weights(params), X, y, order, int(batch_size), t(lr),
-                *_penalty_scalars(params, l1, l2), _use_parallel(batch_size))
+                *_penalty_scalars(params, l1, l2), _use_parallel(batch_size),
+                numba.get_num_threads())
         return StepStats(float(loss_sum), int(n_errors), int(n_steps), int(failed))
 
     @staticmethod
@@ -732,7 +781,7 @@ class NumbaBackend(Backend):
                 "max_threads": numba.config.NUMBA_NUM_THREADS,
                 "cache_dir": numba.config.CACHE_DIR or None,
                 "parallel_min_batch": PARALLEL_MIN_BATCH, "unit_block": UNIT_BLOCK,
-                "blocks_per_item": BLOCKS_PER_ITEM, "row_tile": ROW_TILE,
+                "row_tile": ROW_TILE,
                 "head_chunk": HEAD_CHUNK}
 
 
@@ -759,5 +808,5 @@ def warmup(dtype="float32"):
     return time.perf_counter() - t0
 
 
-__all__ = ["NumbaBackend", "warmup", "FASTMATH", "UNIT_BLOCK", "BLOCKS_PER_ITEM", "ROW_TILE",
+__all__ = ["NumbaBackend", "warmup", "FASTMATH", "UNIT_BLOCK", "ROW_TILE",
            "HEAD_CHUNK", "ROW_CHUNK", "PARALLEL_MIN_BATCH"]
