@@ -89,7 +89,7 @@ UNIT_BLOCK = 4
 ROW_TILE = 32
 #: minibatch rows per work item of the output layer and backward pass (larger minibatches
 #: are split into chunks of this size, summed in chunk order)
-HEAD_CHUNK = 64
+HEAD_CHUNK = 16
 #: rows per parallel work item in logits/evaluate
 ROW_CHUNK = 256
 #: minibatches smaller than this run the serial path: a parallel region costs more than it saves
@@ -375,6 +375,33 @@ def _head(H_a, W2, b2, y, rows, k0, k1, inv_K, H_s, G_oa, G_ha, dW2, db2, db1):
     return loss_sum, n_errors
 
 
+@njit(**_JIT)
+def _sum_chunks(n, loss_p, err_p, dW2_p, db2_p, db1_p, dW2, db2, db1):
+    """Add the first ``n`` head chunks' partial sums in chunk order into ``dW2, db2, db1``;
+    returns the loss sum and error count. A function of its own, with loops: written as
+    array expressions inside the ``parallel=True`` kernel, each ``+=`` would become a
+    parallel region of its own (microseconds each, every minibatch)."""
+    loss = loss_p[0]
+    errors = err_p[0]
+    m, d_h = dW2.shape
+    for c in range(m):
+        db2[c] = db2_p[0, c]
+        for j in range(d_h):
+            dW2[c, j] = dW2_p[0, c, j]
+    for j in range(d_h):
+        db1[j] = db1_p[0, j]
+    for p in range(1, n):
+        loss += loss_p[p]
+        errors += err_p[p]
+        for c in range(m):
+            db2[c] += db2_p[p, c]
+            for j in range(d_h):
+                dW2[c, j] += dW2_p[p, c, j]
+        for j in range(d_h):
+            db1[j] += db1_p[p, j]
+    return loss, errors
+
+
 # --------------------------------------------------------------------------------------
 # Kernels
 # --------------------------------------------------------------------------------------
@@ -554,17 +581,8 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
                     loss_p[c], err_p[c] = _head(H_a, W2, b2, y, rows, c * HEAD_CHUNK,
                                                 min(c * HEAD_CHUNK + HEAD_CHUNK, K), inv_K, H_s,
                                                 G_oa, G_ha, dW2_p[c], db2_p[c], db1_p[c])
-            batch_loss = loss_p[0]
-            batch_errors = err_p[0]
-            dW2[:, :] = dW2_p[0]
-            db2[:] = db2_p[0]
-            db1[:] = db1_p[0]
-            for c in range(1, n_hc):
-                batch_loss += loss_p[c]
-                batch_errors += err_p[c]
-                dW2 += dW2_p[c]
-                db2 += db2_p[c]
-                db1 += db1_p[c]
+            batch_loss, batch_errors = _sum_chunks(n_hc, loss_p, err_p, dW2_p, db2_p, db1_p,
+                                                   dW2, db2, db1)
         if not np.isfinite(batch_loss):
             failed = step
             break
