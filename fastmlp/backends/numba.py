@@ -82,7 +82,8 @@ def njit(*args, **options):
             return _numba_njit(**options)(func)
     return decorate(args[0]) if args else decorate
 
-#: hidden units per parallel work item in training (each thread owns whole rows of W1)
+#: hidden units per block: the unit of work of every kernel (in training a thread owns whole
+#: blocks, i.e. whole rows of W1, so no sum crosses threads)
 UNIT_BLOCK = 4
 #: minibatch rows per tile (a multiple of 4 and of 2, so that the blocking of every row, and
 #: hence every bit of the result, is the same as without tiles)
@@ -526,7 +527,7 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
     # one work item per thread (blocks split evenly): each thread sweeps the previous
     # minibatch once for all its blocks, then the new one. Which thread computes a block
     # does not change its bits.
-    n_items = min(max(n_items, 1), n_blocks) if parallel else 1
+    n_items = min(max(n_items, 1), n_blocks)
     H_a = np.empty((batch_size, d_h), dt)
     H_s = np.empty((batch_size, d_h), dt)
     G_oa = np.empty((batch_size, m), dt)
@@ -556,10 +557,8 @@ def _train_steps(W1, b1, W2, b2, X, y, order, batch_size, lr, l1_1, l2x2_1, l1_2
                             b1, X, G_ha, db1, prev_rows, rows, next_rows, lr, l1_1, l2x2_1,
                             H_a, acc)
         else:
-            for item in range(n_items):
-                _train_item(item * n_blocks // n_items, (item + 1) * n_blocks // n_items, W1,
-                            b1, X, G_ha, db1, prev_rows, rows, next_rows, lr, l1_1, l2x2_1,
-                            H_a, acc)
+            _train_item(0, n_blocks, W1, b1, X, G_ha, db1, prev_rows, rows, next_rows, lr,
+                        l1_1, l2x2_1, H_a, acc)
         if step == n_steps:
             break
         K = rows.shape[0]
