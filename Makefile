@@ -54,7 +54,7 @@ bench: install data
 
 # The performance-regression guard: speed ratios measured in one run (< 1 minute).
 bench-guard: install
-	$(PY) -m fastmlp.bench --guard benchmarks/thresholds.json
+	$(VENV)/bin/fastmlp bench --guard benchmarks/thresholds.json
 
 clean:
 	rm -rf $(VENV) runs

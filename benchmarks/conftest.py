@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark suite: the data, one way to time a Case, and a summary.
 
-Every benchmark times a :class:`fastmlp.bench.Case` (the same definitions that
+Every benchmark times a :class:`fastmlp.timing.Case` (the same definitions that
 ``fastmlp bench`` and the CI guard use) with ``benchmark.pedantic``: explicit rounds, one
 call per round, state reset by the untimed ``setup``. pytest-benchmark's own table shows the
 seconds of one round; for the cases run on a subset (marked ``extrapolated`` in their name
@@ -12,10 +12,17 @@ from collections import defaultdict
 
 import pytest
 
-from fastmlp import bench, datasets
+from fastmlp import datasets, timing
 
 #: per group: [(name, seconds per epoch or per call, extrapolation factor, notes)]
 _SUMMARY = defaultdict(list)
+
+
+def case_id(name, batch_size, label):
+    """A test id: ``label``, plus ``-extrapolated-from-N`` when case ``name`` (a backend or a
+    peer) runs a subset of the 49,000 examples at minibatch size ``batch_size``."""
+    n = timing.measured_examples(name, batch_size, timing.EXAMPLES)
+    return label + (f"-extrapolated-from-{n}" if n < timing.EXAMPLES else "")
 
 
 def pytest_addoption(parser):
@@ -46,20 +53,48 @@ def load():
     """``load(dtype)``: the 49,000 training examples in that dtype (loaded once per dtype)."""
     def load(dtype):
         if dtype not in _DATA:
-            _DATA[dtype] = bench.load_data(bench.EXAMPLES, dtype)
+            _DATA[dtype] = timing.load_data(timing.EXAMPLES, dtype)
         return _DATA[dtype]
     return load
 
 
 @pytest.fixture
+def workload(load, threads):
+    """``workload(dtype="float32", **settings)``: a :class:`fastmlp.timing.Workload` of the
+    49,000 examples with ``settings`` (layers, activation, optimizer, batch_size, ...) and the
+    suite's thread limit."""
+    def workload(dtype="float32", **settings):
+        return timing.Workload(load(dtype), threads=threads, **settings)
+    return workload
+
+
+@pytest.fixture(scope="session")
+def peer_case():
+    """``peer_case(name, work)``: the peer's :class:`fastmlp.timing.Case`, or a skip saying
+    why it cannot run (its library is not installed, or it cannot run this workload)."""
+    from fastmlp import peers
+
+    def peer_case(name, work):
+        try:
+            return peers.epoch_case(name, work)
+        except peers.PeerUnavailable as exc:
+            pytest.skip(f"{name}: {exc}")
+    return peer_case
+
+
+@pytest.fixture
 def time_case(benchmark, threads):
-    """``time_case(case, rounds, flops=None)``: time ``case`` with pedantic, fill extra_info."""
-    def time_case(case, rounds, flops=None, **info):
+    """``time_case(case, rounds, work=None)``: time ``case`` with pedantic, fill extra_info
+    (with ``work``, a :class:`fastmlp.timing.Workload`: its description and GFLOP/s)."""
+    def time_case(case, rounds, work=None, **info):
         if case.warm is not None:
             case.warm()
-        with bench.limit_threads(threads):
+        with timing.limit_threads(threads):
             benchmark.pedantic(case.run, setup=case.setup, rounds=rounds, iterations=1)
         extra = benchmark.extra_info
+        if work is not None:
+            extra["workload"] = work.label()
+            extra["data"] = work.data.source
         extra.update(info)
         extra.update({k: val for k, val in case.info.items() if val is not None})
         extra["measured_examples"] = case.measured
@@ -70,8 +105,8 @@ def time_case(benchmark, threads):
         seconds = benchmark.stats.stats.min * case.factor
         extra["seconds_scaled"] = seconds
         extra["examples_per_second"] = case.examples / seconds
-        if flops is not None:
-            extra["gflops"] = flops / seconds / 1e9
+        if work is not None:
+            extra["gflops"] = work.flops() / seconds / 1e9
         _SUMMARY[benchmark.group].append((benchmark.name, seconds, case.factor, case.info))
         return seconds
     return time_case

@@ -3,20 +3,18 @@
 import pytest
 
 import fastmlp
-from fastmlp import bench
+from fastmlp import timing
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("backend", fastmlp.BACKENDS)
-def test_gradients(benchmark, time_case, load, backend, dtype):
+def test_gradients(benchmark, time_case, workload, backend, dtype):
     benchmark.group = f"gradients of one minibatch, K=32, {dtype}"
-    work = bench.Workload(load(dtype))
-    time_case(bench.backend_gradients(backend, work), rounds=20)
+    time_case(timing.backend_gradients(backend, workload(dtype)), rounds=20)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("backend", fastmlp.BACKENDS)
-def test_predict(benchmark, time_case, load, backend, dtype):
+def test_predict(benchmark, time_case, workload, backend, dtype):
     benchmark.group = f"predict_proba over 10,000 examples, {dtype}"
-    work = bench.Workload(load(dtype))
-    time_case(bench.backend_predict(backend, work, n=10_000), rounds=5)
+    time_case(timing.backend_predict(backend, workload(dtype), n=10_000), rounds=5)

@@ -4,19 +4,13 @@
 Skipped with a reason when the library is not installed: ``pip install 'fastmlp[bench]'``.
 """
 
-import importlib.util
-
 import pytest
 
-from fastmlp import bench, peers
+from fastmlp import peers
 
 
 @pytest.mark.parametrize("peer", list(peers.PEERS))
-def test_peer_epoch(benchmark, time_case, load, threads, peer):
-    if importlib.util.find_spec(peers.PEERS[peer]) is None:
-        pytest.skip(f"{peers.PEERS[peer]} is not installed (pip install 'fastmlp[bench]')")
+def test_peer_epoch(benchmark, time_case, workload, peer_case, peer):
     benchmark.group = "epoch: 49,000 examples, K=32, float32"
-    work = bench.Workload(load("float32"), threads=threads)
-    case = peers.epoch_case(peer, work)
-    time_case(case, rounds=3, flops=bench.epoch_flops(work.n_examples, work.batch_size),
-              data=work.data.source, peer=peer)
+    work = workload("float32")
+    time_case(peer_case(peer, work), rounds=3, work=work, peer=peer)

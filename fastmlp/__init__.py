@@ -2,15 +2,16 @@
 
     >>> import fastmlp
     >>> X, y = fastmlp.datasets.circles(n=400)
-    >>> model = fastmlp.MLP(layers=(2, 32, 2), l2=(1e-4, 1e-4))
-    >>> history = fastmlp.train(model, (X, y), epochs=5, progress=False)
+    >>> model = fastmlp.MLP(layers=(2, 32, 16, 2), activation="tanh", l2=1e-4)
+    >>> history = fastmlp.train(model, (X, y), epochs=5, optimizer="adam", lr=1e-2,
+    ...                         progress=False)
 
 ``import fastmlp`` is cheap: it compiles nothing and imports neither numba, matplotlib,
 scikit-learn nor torch; each is imported where it is used. ``fastmlp.MLPClassifier`` (the
 scikit-learn estimator, ``pip install fastmlp[sklearn]``) is imported on first use.
 """
 
-from . import datasets, ops
+from . import activations, datasets, ops, optim, schedules
 from .backends import BACKENDS, Backend, fastest_backend, get_backend
 from .datasets import Split
 from .gradcheck import check_gradients
@@ -46,5 +47,5 @@ def __dir__():
 __all__ = [
     "MLP", "Backend", "BACKENDS", "get_backend", "fastest_backend", "gradients", "train",
     "evaluate", "History", "Split", "DivergenceError", "ModelFileError", "datasets", "ops",
-    "check_gradients",
+    "optim", "schedules", "activations", "check_gradients",
 ]

@@ -32,14 +32,15 @@ def check_dtype(dtype, name="dtype"):
 
 
 def check_layers(layers, name="layers"):
-    """Return layers as a tuple of ints ``(d, d_h, m)``."""
+    """Return layers as a tuple of ints ``(d, h_1, ..., h_{L-1}, m)``: at least two entries
+    (inputs and classes), every width >= 1, at least 2 classes."""
     if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
-        raise TypeError(f"{name} must be a sequence (d, d_h, m) of positive ints, got {layers!r}")
-    if len(layers) != 3:
+        raise TypeError(f"{name} must be a sequence (d, h_1, ..., m) of positive ints, "
+                        f"got {layers!r}")
+    if len(layers) < 2:
         raise ValueError(
-            f"{name} must have length 3, (inputs, hidden units, classes); got {len(layers)}: "
-            f"{tuple(layers)!r} (one hidden layer only, for now)"
-        )
+            f"{name} must have at least 2 entries, (inputs, [hidden widths ...,] classes); "
+            f"got {len(layers)}: {tuple(layers)!r}")
     out = []
     for i, width in enumerate(layers):
         if isinstance(width, (bool, np.bool_)) or not isinstance(width, numbers.Integral):
@@ -47,9 +48,71 @@ def check_layers(layers, name="layers"):
         if width < 1:
             raise ValueError(f"{name}[{i}] must be at least 1, got {width}")
         out.append(int(width))
-    if out[2] < 2:
-        raise ValueError(f"{name}[2] (number of classes) must be at least 2, got {out[2]}")
+    if out[-1] < 2:
+        raise ValueError(f"{name}[-1] (number of classes) must be at least 2, got {out[-1]}")
     return tuple(out)
+
+
+def check_activations(activation, n_hidden, name="activation"):
+    """One activation name for every hidden layer, or a sequence of one per hidden layer:
+    returns a tuple of ``n_hidden`` names."""
+    from .activations import NAMES
+
+    def one(value, where):
+        if not isinstance(value, str):
+            raise TypeError(f"{where} must be an activation name ({', '.join(NAMES)}), "
+                            f"got {value!r}")
+        if value not in NAMES:
+            raise ValueError(f"{where}={value!r} is not an activation; use one of "
+                             f"{', '.join(NAMES)}")
+        return value
+
+    if isinstance(activation, str):
+        return (one(activation, name),) * n_hidden
+    if not hasattr(activation, "__len__"):
+        raise TypeError(f"{name} must be an activation name ({', '.join(NAMES)}) or a "
+                        f"sequence of one per hidden layer, got {activation!r}")
+    if len(activation) != n_hidden:
+        raise ValueError(
+            f"{name} lists {len(activation)} activation(s) but the network has {n_hidden} "
+            f"hidden layer(s); give one name for all of them or exactly {n_hidden}")
+    return tuple(one(a, f"{name}[{i}]") for i, a in enumerate(activation))
+
+
+def check_penalties(value, name, n_weights):
+    """An elastic-net coefficient: one number for every weight matrix, or a sequence of one
+    per weight matrix (``n_weights`` of them); each finite and >= 0. Returns a tuple."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return (check_nonneg_real(value, name),) * n_weights
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a number >= 0 (for every weight matrix) or a sequence "
+                        f"of {n_weights} (one per weight matrix), got {value!r}")
+    if len(value) != n_weights:
+        raise ValueError(
+            f"{name} lists {len(value)} value(s) but the network has {n_weights} weight "
+            f"matrices (W1..W{n_weights}); give one number for all of them or exactly "
+            f"{n_weights}")
+    return tuple(check_nonneg_real(x, f"{name}[{i}]") for i, x in enumerate(value))
+
+
+def check_named(value, name, registry, base, what, module):
+    """An instance of ``base`` (returned as is) or a name of ``registry`` (name -> class,
+    made with its default settings): how optimizers and schedules are given."""
+    if isinstance(value, base):
+        return value
+    if isinstance(value, str):
+        if value not in registry:
+            raise ValueError(f"{name}={value!r} is not {what}; use one of "
+                             f"{', '.join(registry)} or a {module} object")
+        return registry[value]()
+    raise TypeError(f"{name} must be a name ({', '.join(registry)}) or a {module} object, "
+                    f"got {value!r}")
+
+
+def check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r} is not allowed; use one of {', '.join(choices)}")
+    return value
 
 
 def check_nonneg_real(value, name, *, allow_zero=True):
@@ -65,24 +128,18 @@ def check_nonneg_real(value, name, *, allow_zero=True):
     return value
 
 
-def check_penalty_pair(pair, name):
-    """Penalties per weight matrix: ``(lambda_W1, lambda_W2)``, each finite and >= 0."""
-    if isinstance(pair, numbers.Real) and not isinstance(pair, (bool, np.bool_)):
-        raise TypeError(
-            f"{name} must be a pair (for W1, for W2), got the single number {pair!r}; "
-            f"write {name}=({pair}, {pair}) to penalize both"
-        )
-    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-        raise TypeError(f"{name} must be a pair (for W1, for W2) of numbers >= 0, got {pair!r}")
-    return tuple(check_nonneg_real(v, f"{name}[{i}]") for i, v in enumerate(pair))
-
-
 def check_int(value, name, *, minimum):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_seed(seed, name="seed"):
@@ -93,6 +150,9 @@ def _as_array(value, name, what):
     """``np.asarray(value)`` with a message naming ``name`` when it cannot be read."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be {what}, got a string")
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array; fastmlp would ignore its mask: fill or drop "
+                        f"the masked entries (e.g. {name}.filled(value)) and pass a plain array")
     if hasattr(value, "toarray") and not isinstance(value, np.ndarray):
         raise TypeError(f"{name} is a sparse matrix; fastmlp needs {what}: "
                         f"pass {name}.toarray()")
@@ -140,6 +200,28 @@ def check_X(X, name="X", *, n_features=None, dtype=None):
     return np.ascontiguousarray(arr)
 
 
+def check_param_array(value, name, shape, dtype):
+    """Values for one parameter array: ``shape`` and ``dtype`` exactly (an array of another
+    dtype is refused rather than silently converted; a list is read in ``dtype``), finite."""
+    dtype = np.dtype(dtype)
+    if isinstance(value, np.ndarray) and not isinstance(value, np.ma.MaskedArray):
+        arr = value
+        if arr.dtype != dtype:
+            raise TypeError(f"{name} has dtype {arr.dtype} but the model is {dtype.name}; "
+                            f"convert it first (.astype({dtype.name!r}))")
+    else:
+        arr = _as_array(value, name, f"an array of shape {shape}")
+        if not (np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype,
+                                                                          np.complexfloating)):
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        arr = arr.astype(dtype)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape}; the model's is {tuple(shape)}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or infinite values; parameters must be finite")
+    return arr
+
+
 def _check_finite(arr, name):
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
@@ -169,14 +251,6 @@ def check_finite_output(values, name="X"):
             "model's dtype. Rescale the data (e.g. standardize it) as it was for training."
         )
     return values
-
-
-def check_model(model, name="model"):
-    from .model import MLP
-
-    if not isinstance(model, MLP):
-        raise TypeError(f"{name} must be a fastmlp.MLP, got {type(model).__name__}")
-    return model
 
 
 def check_y(y, name="y", *, n_examples=None, n_classes=None):

@@ -1,22 +1,19 @@
-"""Speed, measured the same way every time: one definition of the workloads and their timing.
+"""``fastmlp bench`` and the CI guard: the machine, its peak, a table of epochs, speed ratios.
 
-Three users share this module: ``fastmlp bench`` (a table of one epoch per backend and per
-peer library), the pytest-benchmark suite in ``benchmarks/`` and the regression guard that
-CI runs (``fastmlp bench --guard benchmarks/thresholds.json``).
+Three users share the definitions of :mod:`fastmlp.timing` (the workloads, the timed cases,
+interleaved rounds): ``fastmlp bench`` (:func:`run_bench`, a table of one epoch per backend
+and per peer library), the pytest-benchmark suite in ``benchmarks/`` and the regression
+guard that CI runs (``fastmlp bench --guard benchmarks/thresholds.json``,
+:func:`run_guard`). This module adds what frames the figures: the machine
+(:func:`machine`), its practical peak (:func:`measure_peak`), the first call of a backend in
+a fresh process (:func:`first_call`) and the guard's thresholds file.
 
-Rules, because the machines are small and shared:
-
-* only ratios measured in one run are compared, never absolute times across runs;
-* every figure is the best (minimum) of several rounds, and the rounds of the cases being
-  compared are interleaved so that a noisy moment hits all of them;
-* a backend too slow for a whole epoch in a few seconds (``loop``, or ``numpy`` with tiny
-  minibatches) runs the first examples of the epoch's shuffled order, a whole number of
-  minibatches, and its time is scaled to the epoch; such figures are marked "extrapolated"
-  with their factor.
-
-The workload is the spec's: one epoch of layers (784, 64, 10), minibatches of 32, float32,
-49,000 examples (Fashion-MNIST's train split when installed, otherwise random data of the
-same shape, which the output says).
+The peak is the large float32 matrix-product rate of the machine's best kernel. Our machines
+pin OpenBLAS to its AVX2 (Haswell) kernels with ``OPENBLAS_CORETYPE``, which halves that
+rate where the cores run 512-bit FMAs at full width; so the product is timed in a child
+process with ``OPENBLAS_CORETYPE`` removed from its environment (and with the pin as set,
+when it is set, to show what it costs), and with JAX's ``jnp.dot`` when JAX is installed.
+The best of them is the peak; this process's own BLAS and its pin are never changed.
 """
 
 from __future__ import annotations
@@ -25,317 +22,31 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import _validation as v
-from . import datasets, ops
+from . import peers as peer_mod
 from .backends import BACKENDS, get_backend
 from .backends.base import Backend
-from .model import MLP
-
-#: the spec's core workload
-LAYERS = (784, 64, 10)
-EXAMPLES = 49_000
-BATCH_SIZE = 32
-DTYPE = "float32"
-LR = 0.1
-PENALTY = 1e-4      # l1 and l2 on both weight matrices, as in the seed's learning curves
-ROUNDS = 5
-SEED = 0
+from .optim import OPTIMIZERS
+from .timing import (BATCH_SIZE, DTYPE, EXAMPLES, LAYERS, PENALTY, ROUNDS, Workload,
+                     backend_epoch, limit_threads, load_data, time_cases)
 
 #: the seed's own speed measurement (experiment 4): loop vs matrix, K=20, lambda=0.001
 SEED_EXPERIMENT = {"batch_size": 20, "penalty": 1e-3, "loop_seconds": 147.7,
                    "matrix_seconds": 13.0}
 
-#: examples run per round for the backends that cannot do a whole epoch in seconds:
-#: ``name -> (applies when batch_size <= this, examples)``; the time is scaled to the epoch.
-SUBSETS = {"loop": (math.inf, 1024), "numpy": (4, 2048)}
-
 #: size of the float32 matrix product that measures the machine's practical peak
 GEMM_SIZE = 4096
+#: timed products per peak measurement (after one untimed product); the best counts
+GEMM_ROUNDS = 3
 
 
-# -- arithmetic ---------------------------------------------------------------------------
-def epoch_flops(n_examples, batch_size, layers=LAYERS):
-    """Useful floating-point operations of one training epoch (the spec's count).
-
-    Per example: forward ``2(d d_h + d_h m)``; backward ``2(d_h d + 2 m d_h)`` (dW1, dW2 and
-    dL/dh_s; training needs no gradient with respect to the input); per minibatch the
-    update ``2 n_params``. For (784, 64, 10), K=32 and 49,000 examples: about 10.2 GFLOP.
-    """
-    d, h, m = layers
-    per_example = 2 * (d * h + h * m) + 2 * (h * d + 2 * m * h)
-    n_params = h * (d + 1) + m * (h + 1)
-    return n_examples * per_example + ops.n_batches(n_examples, batch_size) * 2 * n_params
-
-
-def measured_examples(backend, batch_size, n_examples):
-    """How many examples a backend runs per timed round: all of them, or a subset for the
-    slow cases of :data:`SUBSETS` (rounded up to whole minibatches, at most the epoch)."""
-    name = backend if isinstance(backend, str) else backend.name
-    max_batch, subset = SUBSETS.get(name, (0, None))
-    if subset is None or batch_size > max_batch:
-        return n_examples
-    return min(n_examples, ops.n_batches(subset, batch_size) * batch_size)
-
-
-# -- data -----------------------------------------------------------------------------------
-@dataclass
-class Data:
-    """Training examples in one dtype, and where they came from."""
-
-    X: np.ndarray
-    y: np.ndarray
-    source: str
-
-    @property
-    def dtype(self):
-        return self.X.dtype.name
-
-
-def load_data(n_examples=EXAMPLES, dtype=DTYPE, source="auto", seed=SEED):
-    """``n_examples`` training examples of shape (784,) in ``dtype``.
-
-    ``source``: "fashion-mnist" (the standardized train split, 49,000 examples at most),
-    "synthetic" (standard normal features, uniform labels, any number) or "auto" (the first
-    when installed, else the second).
-    """
-    n_examples = v.check_int(n_examples, "n_examples", minimum=1)
-    dtype = v.check_dtype(dtype)
-    if source not in ("auto", "fashion-mnist", "synthetic"):
-        raise ValueError(f"source must be 'auto', 'fashion-mnist' or 'synthetic', got {source!r}")
-    why = "chosen"
-    if source == "auto":
-        source = "fashion-mnist" if datasets.fashion_mnist_dir() is not None else "synthetic"
-        why = "Fashion-MNIST is not installed"
-    if source == "fashion-mnist":
-        X, y = datasets.split(*datasets.fashion_mnist(), seed=seed).train
-        if n_examples > X.shape[0]:
-            raise ValueError(f"n_examples={n_examples} is more than Fashion-MNIST's train split "
-                             f"({X.shape[0]}); use at most that, or synthetic data")
-        where = f"Fashion-MNIST ({datasets.fashion_mnist_dir()}), standardized train split"
-        return Data(np.ascontiguousarray(X[:n_examples], dtype=dtype), y[:n_examples], where)
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_examples, LAYERS[0]), dtype=np.float64).astype(dtype)
-    y = rng.integers(0, LAYERS[-1], size=n_examples)
-    return Data(X, y, f"synthetic data of Fashion-MNIST's shape ({why})")
-
-
-# -- what is timed --------------------------------------------------------------------------
-@dataclass
-class Workload:
-    """One epoch of minibatch SGD on ``data``, as every backend and peer runs it."""
-
-    data: Data
-    batch_size: int = BATCH_SIZE
-    lr: float | None = None         # None: LR, scaled by K/32 below K=32 (K=1 at 0.1 diverges)
-    l1: tuple = (PENALTY, PENALTY)
-    l2: tuple = (PENALTY, PENALTY)
-    layers: tuple = LAYERS
-    seed: int = SEED
-    threads: int | None = None      # None: every library's default (all cores)
-
-    def __post_init__(self):
-        if self.lr is None:
-            self.lr = LR * min(1.0, self.batch_size / BATCH_SIZE)
-
-    @property
-    def n_examples(self):
-        return self.data.X.shape[0]
-
-    def order(self, n=None):
-        """The first ``n`` examples of epoch 0's shuffled order (the trainer's)."""
-        return ops.epoch_order(self.n_examples, self.seed, 0)[:n]
-
-    def initial_params(self):
-        return MLP(self.layers, l1=self.l1, l2=self.l2, dtype=self.data.dtype,
-                   seed=self.seed).params
-
-    def describe(self):
-        return {"layers": list(self.layers), "examples": self.n_examples,
-                "batch_size": self.batch_size, "dtype": self.data.dtype, "lr": self.lr,
-                "l1": list(self.l1), "l2": list(self.l2), "data": self.data.source,
-                "threads": self.threads or "default (all cores)",
-                "flops_per_epoch": epoch_flops(self.n_examples, self.batch_size, self.layers)}
-
-
-@dataclass
-class Case:
-    """Something to time: ``run(*args, **kwargs)`` is one round, ``setup()`` returns a fresh
-    ``(args, kwargs)`` (untimed; pytest-benchmark's ``pedantic`` convention), ``warm()``
-    runs once before timing (compilation, caches). ``run`` covers ``measured`` examples of
-    an epoch of ``examples``; ``info`` carries notes such as a compile time."""
-
-    name: str
-    kind: str                       # "backend" or "peer"
-    run: Callable
-    setup: Callable
-    measured: int
-    examples: int
-    warm: Callable | None = None
-    info: dict = field(default_factory=dict)
-
-    @property
-    def factor(self):
-        """Scale from one round to a whole epoch (1.0 when nothing is extrapolated)."""
-        return self.examples / self.measured
-
-
-def backend_epoch(backend, work, measured=None):
-    """A :class:`Case` timing ``backend.train_steps`` over (a subset of) one epoch.
-
-    ``backend`` is a name of ``fastmlp.BACKENDS`` or a :class:`Backend` instance. The
-    parameters start from the same initialization every round.
-    """
-    be = get_backend(backend)
-    if measured is None:
-        measured = measured_examples(be, work.batch_size, work.n_examples)
-    X, y, K = work.data.X, work.data.y, work.batch_size
-    order = work.order(measured)
-    init = work.initial_params()
-    lr = ops.learning_rate(work.lr, 0, 1)
-
-    def setup():
-        return ({k: p.copy() for k, p in init.items()},), {}
-
-    def run(params, order=order):
-        with np.errstate(over="ignore", invalid="ignore"):
-            stats = be.train_steps(params, X, y, order, K, lr, work.l1, work.l2)
-        if stats.failed_step >= 0:
-            raise FloatingPointError(f"{be.name}: the loss became non-finite while timing")
-        return stats
-
-    def warm():
-        run(*setup()[0], order=order[:2 * K])
-
-    return Case(be.name, "backend", run, setup, measured, work.n_examples, warm)
-
-
-def backend_gradients(backend, work, batch_size=None):
-    """A :class:`Case` timing ``loss_and_grads`` on the epoch's first minibatch."""
-    be = get_backend(backend)
-    K = work.batch_size if batch_size is None else batch_size
-    idx = work.order(K)
-    X, y, params = work.data.X[idx], work.data.y[idx], work.initial_params()
-
-    def run():
-        return be.loss_and_grads(params, X, y, work.l1, work.l2)
-
-    return Case(be.name, "backend", run, lambda: ((), {}), K, K, run)
-
-
-def backend_predict(backend, work, n=10_000):
-    """A :class:`Case` timing ``predict_proba`` over the first ``n`` examples."""
-    be = get_backend(backend)
-    X, params = work.data.X[:n], work.initial_params()
-
-    def run():
-        return be.predict_proba(params, X)
-
-    return Case(be.name, "backend", run, lambda: ((), {}), X.shape[0], X.shape[0],
-                lambda: be.predict_proba(params, X[:64]))
-
-
-# -- timing -----------------------------------------------------------------------------------
-@dataclass
-class Timing:
-    """The rounds of one case; ``seconds`` is the best round scaled to the whole epoch."""
-
-    case: Case
-    rounds: list = field(default_factory=list)
-
-    @property
-    def best(self):
-        return min(self.rounds)
-
-    @property
-    def seconds(self):
-        return self.best * self.case.factor
-
-    @property
-    def per_second(self):
-        return self.case.examples / self.seconds
-
-
-def time_cases(cases, rounds=ROUNDS, timings=None):
-    """Time every case ``rounds`` times, interleaved (round 1 of all, then round 2, ...).
-
-    Each case's ``warm`` runs first. Pass ``timings`` (a previous result) to add rounds to it.
-    Returns ``{name: Timing}``.
-    """
-    rounds = v.check_int(rounds, "rounds", minimum=1)
-    if timings is None:
-        timings = {}
-        for case in cases:
-            if case.warm is not None:
-                case.warm()
-            timings[case.name] = Timing(case)
-    for _ in range(rounds):
-        for case in cases:
-            args, kwargs = case.setup()
-            t0 = time.perf_counter()
-            case.run(*args, **kwargs)
-            timings[case.name].rounds.append(time.perf_counter() - t0)
-    return timings
-
-
-def gemm_gflops(n=GEMM_SIZE, rounds=3, dtype=np.float32):
-    """The machine's large matrix-product rate: best of ``rounds`` ``n x n`` products,
-    ``2 n^3 / t`` in GFLOP/s (NumPy's BLAS, all its threads)."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
-    b = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
-    out = np.empty_like(a)
-    np.matmul(a[:256], b, out=out[:256])   # BLAS threads started outside the timing
-    best = math.inf
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        np.matmul(a, b, out=out)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best / 1e9
-
-
-@contextmanager
-def limit_threads(threads):
-    """Run the block with at most ``threads`` threads in BLAS, OpenMP and numba (None: as is).
-
-    Multithreaded BLAS on a busy 2-core machine is erratic (a thread that loses its core
-    stalls the others: rounds 10-50x slower), while one thread per process shares the
-    machine fairly; the guard therefore measures with one thread. BLAS and OpenMP are
-    limited through threadpoolctl when it is installed; numba through ``set_num_threads``
-    when it is in use. Yields a dict saying what was limited.
-    """
-    if threads is None:
-        yield {}
-        return
-    threads = v.check_int(threads, "threads", minimum=1)
-    done, restore = {}, []
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            done["blas"] = "not limited (threadpoolctl is not installed)"
-        else:
-            restore.append(threadpool_limits(threads).restore_original_limits)
-            done["blas"] = threads
-        if "numba" in sys.modules:
-            numba = sys.modules["numba"]
-            before = numba.get_num_threads()
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            restore.append(lambda: numba.set_num_threads(before))
-            done["numba"] = threads
-        yield done
-    finally:
-        for undo in reversed(restore):
-            undo()
-
-
+# -- a backend's first call ---------------------------------------------------------------
 #: run in a fresh interpreter by :func:`first_call`: import, then one first call, timed inside
 _FIRST_CALL_SCRIPT = """
 import importlib, json, sys, time
@@ -369,8 +80,6 @@ def first_call(backend="numba", dtype=DTYPE, what="train", cache_dir=None):
     (then the backend module's ``warmup(dtype)``). ``cache_dir``: ``NUMBA_CACHE_DIR`` for the
     child (an empty folder means "no cache"). Returns the child's timings, seconds.
     """
-    import subprocess
-
     if what not in ("import", "train", "warmup"):
         raise ValueError(f"what must be 'import', 'train' or 'warmup', got {what!r}")
     env = dict(os.environ)
@@ -468,18 +177,158 @@ def machine():
     return info
 
 
-# -- fastmlp bench ------------------------------------------------------------------------------
-def run_bench(backends=None, peers=None, batch_size=BATCH_SIZE, dtype=DTYPE,
-              examples=EXAMPLES, rounds=ROUNDS, source="auto", gemm=True, threads=None,
-              log=None):
-    """Time one epoch of the workload on each backend and each peer; return a report dict.
+# -- the machine's peak ---------------------------------------------------------------------
+#: run in a fresh interpreter by :func:`measure_peak`: the best of ROUNDS n x n float32
+#: products by LIBRARY ("numpy" or "jax"), as JSON. It imports nothing of fastmlp, so that
+#: the BLAS it loads is configured by the child's environment alone.
+_GEMM_SCRIPT = """
+import json, sys, time
+library, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import numpy as np
+rng = np.random.default_rng(0)
+a = rng.standard_normal((n, n), dtype=np.float32)
+b = rng.standard_normal((n, n), dtype=np.float32)
+out = {}
+if library == "numpy":
+    c = np.empty_like(a)
+    def product():
+        np.matmul(a, b, out=c)
+    try:
+        from threadpoolctl import threadpool_info
+        out["kernel"] = next((i.get("architecture") for i in threadpool_info()
+                              if i.get("user_api") == "blas"), None)
+    except ImportError:
+        pass
+else:
+    import jax, jax.numpy as jnp
+    dot = jax.jit(jnp.dot)
+    a, b = jax.device_put(a), jax.device_put(b)
+    def product():
+        dot(a, b).block_until_ready()
+    out["version"] = jax.__version__
+product()                     # threads started and code compiled outside the timing
+best = float("inf")
+for _ in range(rounds):
+    t0 = time.perf_counter()
+    product()
+    best = min(best, time.perf_counter() - t0)
+out["gflops"] = 2.0 * n ** 3 / best / 1e9
+print(json.dumps(out))
+"""
 
-    ``backends``: names (default all of ``fastmlp.BACKENDS``); ``peers``: names of
-    :data:`fastmlp.peers.PEERS` (default: those installed; ``()`` for none). ``log`` is
-    called with progress lines. ``threads``: at most that many threads per library
-    (see :func:`limit_threads`); None leaves every library its default.
+
+def peak_plan(environ, threads=None, jax=True):
+    """The child processes :func:`measure_peak` runs: ``[(name, label, library, env)]``.
+
+    ``environ`` is the environment they start from (``os.environ``), with at most
+    ``threads`` BLAS/OpenMP/XLA threads (None: as it is). The first is NumPy's BLAS with
+    ``OPENBLAS_CORETYPE`` removed; the pinned one follows when ``environ`` sets it; JAX last,
+    when ``jax`` and it is installed.
     """
-    from . import peers as peer_mod
+    env = dict(environ)
+    if threads is not None:
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(threads)
+        env.update(peer_mod.jax_environment(threads))
+    pin = env.get("OPENBLAS_CORETYPE")
+    plan = [("numpy-unpinned", "NumPy's BLAS, OPENBLAS_CORETYPE removed", "numpy",
+             {k: val for k, val in env.items() if k != "OPENBLAS_CORETYPE"})]
+    if pin:
+        plan.append(("numpy-pinned", f"NumPy's BLAS as pinned here, OPENBLAS_CORETYPE={pin}",
+                     "numpy", env))
+    if jax and not peer_mod.missing("jax"):
+        plan.append(("jax", "JAX's jnp.dot (XLA)", "jax", env))
+    return plan
+
+
+def _gemm_in_child(library, env, n, rounds):
+    done = subprocess.run([sys.executable, "-c", _GEMM_SCRIPT, library, str(n), str(rounds)],
+                          env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip()
+                else f"exit status {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_peak(threads=None, n=GEMM_SIZE, rounds=GEMM_ROUNDS, jax=True, log=None,
+                 previous=None):
+    """The machine's practical peak: the best float32 ``n x n`` matrix-product rate.
+
+    Measured in child processes, each the best of ``rounds`` products after an untimed one,
+    ``2 n^3 / t``: NumPy's BLAS with ``OPENBLAS_CORETYPE`` removed from the environment (its
+    own choice of kernel for this CPU); NumPy's BLAS with the environment as it is, when
+    ``OPENBLAS_CORETYPE`` is set (the pinned figure); ``jax.numpy.dot`` when ``jax`` and JAX
+    is installed. ``threads``: at most that many threads in each (None: all cores).
+
+    ``previous``: a result of this function to continue: each measurement keeps the best of
+    its rates, so that a busy moment during one session does not lower the peak (and so
+    flatter the "% of peak" figures).
+
+    Returns a dict: ``gflops`` (the best), ``best`` (which measurement it was),
+    ``openblas_coretype`` (the pin of this process, or None), ``sessions`` (how many times
+    it was measured) and ``measurements``, a list of ``{"name", "label", "gflops", ...}``
+    (``"error"`` instead of a rate when a child failed).
+    """
+    log = log or (lambda line: None)
+    before = {m["name"]: m for m in (previous or {}).get("measurements", [])}
+    measurements = []
+    for name, label, library, child_env in peak_plan(os.environ, threads, jax):
+        log(f"measuring the peak: {n}x{n} float32 products, {label} ...")
+        result = _gemm_in_child(library, child_env, n, rounds)
+        if result.get("kernel"):
+            label += f" ({result['kernel']} kernels)"
+        if result.get("version"):
+            label = label.replace("JAX's", f"JAX {result['version']}'s")
+        earlier = before.get(name, {})
+        if earlier.get("gflops", -1.0) > result.get("gflops", -1.0):
+            result = {k: val for k, val in earlier.items() if k not in ("name", "label")}
+        measurements.append({"name": name, "label": label, **result})
+    rates = [m for m in measurements if "gflops" in m]
+    if not rates:
+        raise RuntimeError("no matrix-product rate could be measured: "
+                           + "; ".join(f"{m['label']}: {m['error']}" for m in measurements))
+    best = max(rates, key=lambda m: m["gflops"])
+    return {"gflops": best["gflops"], "best": best["name"], "best_label": best["label"],
+            "size": n, "threads": threads,
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+            "sessions": (previous or {}).get("sessions", 0) + 1, "measurements": measurements}
+
+
+# -- fastmlp bench ------------------------------------------------------------------------------
+def _load_average():
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def run_bench(backends=None, peers=None, *, hidden=LAYERS[1:-1], activation="relu",
+              init="uniform", optimizer="sgd", lr=None, l1=PENALTY, l2=PENALTY,
+              batch_size=BATCH_SIZE, dtype=DTYPE, examples=EXAMPLES, rounds=ROUNDS,
+              source="auto", peak=True, threads=None, log=None):
+    """Time one epoch of a workload on each backend and each peer; return a report dict.
+
+    Parameters
+    ----------
+    backends : names of ``fastmlp.BACKENDS`` (default all of them).
+    peers : names of :data:`fastmlp.peers.PEERS` (default: those installed; ``()`` for none).
+    hidden, activation, init, optimizer, lr, l1, l2, batch_size, dtype :
+        the network ``(784, *hidden, 10)`` and its training, as in
+        :class:`fastmlp.timing.Workload` (``lr`` None: the optimizer's default rate).
+    examples, source : the epoch's examples and where they come from (see
+        :func:`fastmlp.timing.load_data`).
+    rounds : timed rounds per case, interleaved; the best counts.
+    peak : measure the machine's peak before and after timing the cases (the best counts;
+        :func:`measure_peak`, some seconds each time).
+    threads : at most that many threads per library (see :func:`fastmlp.timing.limit_threads`);
+        None leaves every library its default.
+    log : called with progress lines.
+
+    Returns
+    -------
+    dict with ``machine``, ``workload``, ``rounds``, ``peak`` (when measured),
+    ``load_average`` (before and after timing), ``results`` (one row per case: seconds per
+    epoch, speed-ups over the others, GFLOP/s, fraction of the peak) and ``skipped``
+    (peer -> why).
+    """
+    from .model import MLP
 
     log = log or (lambda line: None)
     backends = list(BACKENDS) if backends is None else list(backends)
@@ -488,23 +337,21 @@ def run_bench(backends=None, peers=None, batch_size=BATCH_SIZE, dtype=DTYPE,
     if peers is None:
         peers = peer_mod.available()
     else:
-        peers = list(peers)
-        for name in peers:
-            peer_mod.check_peer(name)
-    batch_size = v.check_int(batch_size, "batch_size", minimum=1)
+        peers = [peer_mod.check_peer(name) for name in peers]
     rounds = v.check_int(rounds, "rounds", minimum=1)
     if threads is not None:
         threads = v.check_int(threads, "threads", minimum=1)
+    layers = (LAYERS[0], *hidden, LAYERS[-1])
+    MLP(layers, activation, l1, l2, dtype, init=init)   # bad settings: refused before loading
 
     log("loading data ...")
-    work = Workload(load_data(examples, dtype, source), batch_size=batch_size, threads=threads)
+    work = Workload(load_data(examples, dtype, source), layers, activation, init, optimizer,
+                    batch_size, lr, l1, l2, threads=threads)
     log(f"data: {work.data.source}")
     report = {"machine": machine(), "workload": work.describe(), "rounds": rounds,
               "results": [], "skipped": {}}
-    if gemm:
-        log(f"measuring the {GEMM_SIZE}x{GEMM_SIZE} float32 matrix-product rate ...")
-        with limit_threads(threads):
-            report["gemm_gflops"] = gemm_gflops()
+    if peak:
+        report["peak"] = measure_peak(threads, log=log)
     cases = [backend_epoch(name, work) for name in backends]
     for name in peers:
         log(f"preparing {name} ...")
@@ -513,53 +360,94 @@ def run_bench(backends=None, peers=None, batch_size=BATCH_SIZE, dtype=DTYPE,
         except peer_mod.PeerUnavailable as exc:
             report["skipped"][name] = str(exc)
             log(f"skipped {name}: {exc}")
-    log(f"timing {len(cases)} cases, best of {rounds} rounds (interleaved) ...")
+    log(f"timing {len(cases)} cases on {work.label()}, best of {rounds} rounds "
+        "(interleaved) ...")
+    before = _load_average()
     with limit_threads(threads) as limited:
         timings = time_cases(cases, rounds)
+    report["load_average"] = {"before": before, "after": _load_average()}
+    if peak:                                    # again: the best of before and after counts
+        report["peak"] = measure_peak(threads, log=log, previous=report["peak"])
     report["threads_limited"] = limited
     report["machine"] = machine()               # now with numba's threading layer, if used
-    flops = report["workload"]["flops_per_epoch"]
+    flops = work.flops()
+    refs = [name for name in ("loop", "numpy", *peers) if name in timings]
     for name, t in timings.items():
         row = {"name": name, "kind": t.case.kind, "seconds_per_epoch": t.seconds,
                "rounds_seconds": t.rounds, "measured_examples": t.case.measured,
                "extrapolated": t.case.factor != 1.0, "extrapolation_factor": t.case.factor,
                "examples_per_second": t.per_second, "gflops": flops / t.seconds / 1e9}
-        if "gemm_gflops" in report:
-            row["fraction_of_gemm"] = row["gflops"] / report["gemm_gflops"]
-        for ref in ("loop", "numpy", *peers):
-            if ref in timings and ref != name:
+        if "peak" in report:
+            row["fraction_of_peak"] = row["gflops"] / report["peak"]["gflops"]
+        for ref in refs:
+            if ref != name:
                 row[f"speedup_vs_{ref}"] = timings[ref].seconds / t.seconds
         row.update(t.case.info)
         report["results"].append(row)
     return report
 
 
+def _penalties_text(values):
+    return f"{values[0]:g}" if len(set(values)) == 1 else "(" + ", ".join(
+        f"{x:g}" for x in values) + ")"
+
+
+def _peak_lines(peak, flops):
+    best = peak["gflops"]
+    threads = "all cores" if peak["threads"] is None else (
+        f"{peak['threads']} thread{'s' if peak['threads'] > 1 else ''}")
+    sessions = " before and after the cases" if peak.get("sessions", 1) > 1 else ""
+    lines = [f"peak: {best:.1f} GFLOP/s, the best {peak['size']}x{peak['size']} float32 "
+             f"product rate ({threads}, measured{sessions}; floor for this epoch "
+             f"{flops / best / 1e9:.3f} s) of:"]
+    width = max(len(m["label"]) for m in peak["measurements"])
+    for m in peak["measurements"]:
+        if "gflops" in m:
+            mark = "  <- the peak" if m["name"] == peak["best"] else ""
+            lines.append(f"  {m['label']:<{width}}  {m['gflops']:7.1f} GFLOP/s{mark}")
+        else:
+            lines.append(f"  {m['label']:<{width}}  failed: {m['error']}")
+    if not peak["openblas_coretype"]:
+        lines.append("  (OPENBLAS_CORETYPE is not set here: this process's BLAS is the "
+                     "unpinned one)")
+    return lines
+
+
 def format_report(report):
-    """The report as a text table with the machine and the workload above it."""
+    """The report of :func:`run_bench` as a text table with the machine, the workload and
+    the peak above it."""
     m, w = report["machine"], report["workload"]
     blas = _numpy_blas(m["blas"])
     simd = f" ({' '.join(m['simd'])})" if m.get("simd") else ""
+    pin = m["environment"].get("OPENBLAS_CORETYPE")
+    acts = w["activations"]
+    act = (acts[0] if len(set(acts)) == 1 else "/".join(acts)) if acts else "no hidden layer"
+    opt = w["optimizer"]
+    hyper = "".join(f", {k}={val:g}" for k, val in opt.items() if k != "name")
     lines = [
         f"machine: {m['cpu']}{simd}, {m['usable_cores']} usable cores of {m['cores']}; "
-        f"Python {m['python']}, NumPy {m['numpy']}, numba {m['numba']}; BLAS: {blas}",
-        f"workload: one epoch of {w['examples']} examples, layers {tuple(w['layers'])}, "
-        f"K={w['batch_size']}, {w['dtype']}, lr={w['lr']}, l1={tuple(w['l1'])}, "
-        f"l2={tuple(w['l2'])}; {w['flops_per_epoch'] / 1e9:.2f} GFLOP of useful arithmetic; "
-        f"threads: {w['threads']}",
+        f"Python {m['python']}, NumPy {m['numpy']}, numba {m['numba']}; BLAS: {blas}; "
+        f"OPENBLAS_CORETYPE={pin if pin else '(unset)'}",
+        f"workload: one epoch of {w['examples']} examples, layers {tuple(w['layers'])}, {act}, "
+        f"{w['init']} init, {opt['name']} (lr={w['lr']:g}{hyper}), K={w['batch_size']}, "
+        f"{w['dtype']}, l1={_penalties_text(w['l1'])}, l2={_penalties_text(w['l2'])}; "
+        f"{w['flops_per_epoch'] / 1e9:.2f} GFLOP of useful arithmetic; threads: {w['threads']}",
         f"data: {w['data']}",
     ]
-    if "gemm_gflops" in report:
-        floor = w["flops_per_epoch"] / report["gemm_gflops"] / 1e9
-        lines.append(f"large float32 matrix products ({GEMM_SIZE}x{GEMM_SIZE}, threads: "
-                     f"{w['threads']}): {report['gemm_gflops']:.1f} GFLOP/s "
-                     f"(practical floor for this epoch: {floor:.3f} s)")
+    if "peak" in report:
+        lines += _peak_lines(report["peak"], w["flops_per_epoch"])
+    load = report.get("load_average") or {}
+    if load.get("before"):
+        lines.append("load average (1, 5, 15 min) before timing: "
+                     + " ".join(f"{x:.2f}" for x in load["before"]) + "; after: "
+                     + " ".join(f"{x:.2f}" for x in load["after"]))
     lines.append(f"best of {report['rounds']} rounds per case, rounds interleaved")
     names = [r["name"] for r in report["results"]]
     refs = [ref for ref in ("loop", "numpy") if ref in names]
     refs += [r["name"] for r in report["results"] if r["kind"] == "peer"]
     head = ["", "s/epoch", "examples/s"] + [f"x {ref}" for ref in refs] + ["GFLOP/s"]
-    if "gemm_gflops" in report:
-        head.append("% GEMM")
+    if "peak" in report:
+        head.append("% peak")
     rows = []
     for r in report["results"]:
         label = f"{r['name']}{' (peer)' if r['kind'] == 'peer' else ''}"
@@ -568,14 +456,20 @@ def format_report(report):
         cells += [f"{r[f'speedup_vs_{ref}']:.2f}" if f"speedup_vs_{ref}" in r else "1"
                   for ref in refs]
         cells.append(f"{r['gflops']:.2f}")
-        if "fraction_of_gemm" in r:
-            cells.append(f"{100 * r['fraction_of_gemm']:.1f}")
+        if "peak" in report:
+            cells.append(f"{100 * r['gflops'] / report['peak']['gflops']:.1f}")
         rows.append(cells)
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
     fmt = lambda cells: "  ".join(  # noqa: E731
         (f"{c:<{wd}}" if i == 0 else f"{c:>{wd}}") for i, (c, wd) in enumerate(zip(cells, widths)))
     lines += ["", fmt(head), fmt(["-" * wd for wd in widths])] + [fmt(c) for c in rows]
     notes = ["x NAME: how many times faster than NAME (its seconds / these seconds)"]
+    if "peak" in report:
+        notes.append("% peak: GFLOP/s of useful arithmetic / the peak above")
+    if "peak" in report and any(r["gflops"] > report["peak"]["gflops"]
+                                for r in report["results"]):
+        notes.append("above 100 % of the peak: the machine was busier while the peak was "
+                     "measured than while that case ran; rerun when it is quiet")
     for r in report["results"]:
         if r["extrapolated"]:
             notes.append(f"* {r['name']}: measured on {r['measured_examples']} examples, "
@@ -591,18 +485,69 @@ def format_report(report):
 
 
 # -- the regression guard -------------------------------------------------------------------
-#: what a thresholds file may set about the guard's workload, with the defaults
-GUARD_WORKLOAD = {"batch_size": BATCH_SIZE, "dtype": DTYPE, "examples": 16_384,
+#: what a thresholds file may set about a guard workload, with the defaults: the network
+#: (784, *hidden, 10) and its training, the examples of the epoch, rounds and threads
+GUARD_WORKLOAD = {"hidden": list(LAYERS[1:-1]), "activation": "relu", "optimizer": "sgd",
+                  "batch_size": BATCH_SIZE, "dtype": DTYPE, "examples": 16_384,
                   "rounds": ROUNDS, "threads": 1}
+
+#: the name of the thresholds file's "workload", which a ratio without "@NAME" uses
+DEFAULT_WORKLOAD = "default"
+
+
+def parse_ratio(key):
+    """``"fast/slow"`` or ``"fast/slow@workload"`` -> ``(fast, slow, workload name)``
+    (the name is :data:`DEFAULT_WORKLOAD` without "@"); no validation."""
+    pair, _, workload = key.partition("@")
+    fast, _, slow = pair.partition("/")
+    return fast, slow, workload or DEFAULT_WORKLOAD
+
+
+def _check_guard_workload(settings, where):
+    """A guard workload: the defaults completed by ``settings``, each checked."""
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where} must be a JSON object of settings among "
+                         f"{', '.join(GUARD_WORKLOAD)}")
+    workload = dict(GUARD_WORKLOAD)
+    for key, value in settings.items():
+        if key not in GUARD_WORKLOAD:
+            raise ValueError(f"{where}: unknown workload setting {key!r}; allowed: "
+                             f"{', '.join(GUARD_WORKLOAD)}")
+        workload[key] = value
+    hidden = workload["hidden"]
+    if not isinstance(hidden, list):
+        raise ValueError(f"{where}.hidden must be a list of hidden-layer widths such as "
+                         f"[256, 128] ([] for none), got {hidden!r}")
+    v.check_layers([LAYERS[0], *hidden, LAYERS[-1]], f"{where}: layers")
+    activation = workload["activation"]
+    v.check_activations(tuple(activation) if isinstance(activation, list) else activation,
+                        len(hidden), f"{where}.activation")
+    v.check_choice(workload["optimizer"], f"{where}.optimizer", tuple(OPTIMIZERS))
+    v.check_dtype(workload["dtype"], f"{where}.dtype")
+    for key in ("batch_size", "examples", "rounds"):
+        v.check_int(workload[key], f"{where}.{key}", minimum=1)
+    if workload["threads"] is not None:
+        v.check_int(workload["threads"], f"{where}.threads", minimum=1)
+    return workload
 
 
 def read_thresholds(thresholds):
     """Validate a thresholds document (a dict, or the path of a JSON file).
 
-    Returns ``(min_speedup, workload)``: ``{"a/b": float or None}`` meaning "backend ``a``
-    at least that many times faster than backend ``b``" (None: reported, not checked), and
-    the guard's workload settings (:data:`GUARD_WORKLOAD` completed by the file's).
+    The document holds ``min_speedup``, ``{"fast/slow": minimum, ...}``: backend ``fast``
+    at least that many times faster than backend ``slow`` (null: measured and printed, not
+    checked) on the guard's ``workload``; a key ``"fast/slow@NAME"`` measures it on the
+    workload ``workloads[NAME]`` instead, whose settings complete ``workload``'s. Settings
+    (:data:`GUARD_WORKLOAD`): ``hidden`` (list of widths), ``activation``, ``optimizer``
+    (a name), ``batch_size``, ``dtype``, ``examples``, ``rounds``, ``threads``.
+
+    Returns ``(min_speedup, workloads)``: ``{key: float or None}`` and
+    ``{name: settings}`` with every setting present, :data:`DEFAULT_WORKLOAD` being the
+    file's ``workload``. Raises ``ValueError`` naming what is wrong, ``FileNotFoundError``
+    for a file that cannot be read.
     """
+    from .backends import _REGISTRY
+
     where = "thresholds"
     if not isinstance(thresholds, dict):
         where = str(thresholds)
@@ -616,35 +561,40 @@ def read_thresholds(thresholds):
     if not isinstance(thresholds, dict) or not isinstance(thresholds.get("min_speedup"), dict):
         raise ValueError(f"{where}: expected a JSON object with a 'min_speedup' object "
                          '{"fast/slow": minimum ratio, ...}')
-    from .backends import _REGISTRY
-
+    workloads = {DEFAULT_WORKLOAD: _check_guard_workload(thresholds.get("workload", {}),
+                                                         f"{where}: workload")}
+    named = thresholds.get("workloads", {})
+    if not isinstance(named, dict):
+        raise ValueError(f"{where}: 'workloads' must be an object {{name: settings}}")
+    for name, settings in named.items():
+        if name == DEFAULT_WORKLOAD or not name or not name.replace("-", "").replace(
+                "_", "").isalnum():
+            raise ValueError(f"{where}: workload name {name!r} must be letters, digits, '-' "
+                             f"and '_', and not {DEFAULT_WORKLOAD!r} (that is 'workload')")
+        workloads[name] = _check_guard_workload(
+            {**thresholds.get("workload", {}), **settings} if isinstance(settings, dict)
+            else settings, f"{where}: workloads[{name!r}]")
     checked = {}
     for key, value in thresholds["min_speedup"].items():
-        parts = key.split("/")
-        if len(parts) != 2 or parts[0] == parts[1]:
-            raise ValueError(f"{where}: min_speedup key {key!r} must be 'fast/slow', two "
-                             f"different backend names among {sorted(_REGISTRY)}")
-        for name in parts:
+        fast, slow, workload = parse_ratio(key)
+        if not fast or not slow or "/" in slow or fast == slow:
+            raise ValueError(f"{where}: min_speedup key {key!r} must be 'fast/slow' or "
+                             f"'fast/slow@workload', two different backend names among "
+                             f"{sorted(_REGISTRY)}")
+        for name in (fast, slow):
             if name not in _REGISTRY:
                 raise ValueError(f"{where}: min_speedup key {key!r} names the unknown backend "
                                  f"{name!r}; known backends: {', '.join(_REGISTRY)}")
+        if workload not in workloads:
+            raise ValueError(f"{where}: min_speedup key {key!r} names the workload "
+                             f"{workload!r}, which 'workloads' does not define (defined: "
+                             f"{', '.join(sorted(set(workloads) - {DEFAULT_WORKLOAD})) or 'none'})")
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not value > 0 or not math.isfinite(value)):
             raise ValueError(f"{where}: min_speedup[{key!r}] must be a positive number or null "
                              f"(measured, not checked), got {value!r}")
         checked[key] = None if value is None else float(value)
-    workload = dict(GUARD_WORKLOAD)
-    for key, value in thresholds.get("workload", {}).items():
-        if key not in GUARD_WORKLOAD:
-            raise ValueError(f"{where}: unknown workload setting {key!r}; allowed: "
-                             f"{', '.join(GUARD_WORKLOAD)}")
-        workload[key] = value
-    v.check_dtype(workload["dtype"], "workload.dtype")
-    for key in ("batch_size", "examples", "rounds"):
-        v.check_int(workload[key], f"workload.{key}", minimum=1)
-    if workload["threads"] is not None:
-        v.check_int(workload["threads"], "workload.threads", minimum=1)
-    return checked, workload
+    return checked, workloads
 
 
 @dataclass
@@ -659,14 +609,15 @@ class GuardResult:
 def check_ratios(ratios, min_speedup, available=None):
     """Compare measured speed-ups with their minimums: ``(failed keys, lines)``.
 
-    ``ratios``: ``{"a/b": measured speed-up}``, absent keys meaning "a backend is missing";
-    ``min_speedup`` as returned by :func:`read_thresholds`; ``available``: the backend names
-    present (to say which one is missing).
+    ``ratios``: ``{"a/b[@workload]": measured speed-up}``, absent keys meaning "a backend is
+    missing"; ``min_speedup`` as returned by :func:`read_thresholds`; ``available``: the
+    backend names present (to say which one is missing).
     """
     failed, lines = [], []
     for key, minimum in min_speedup.items():
+        fast, slow, _ = parse_ratio(key)
         if key not in ratios:
-            missing = [n for n in key.split("/") if available is None or n not in available]
+            missing = [n for n in (fast, slow) if available is None or n not in available]
             lines.append(f"skip  {key}: backend {' and '.join(missing)} not available here"
                          + (f" (minimum {minimum:g}x not checked)" if minimum else ""))
         elif minimum is None:
@@ -675,71 +626,84 @@ def check_ratios(ratios, min_speedup, available=None):
             lines.append(f"ok    {key}: {ratios[key]:.2f}x >= {minimum:g}x")
         else:
             failed.append(key)
-            lines.append(f"FAIL  {key}: {ratios[key]:.2f}x < {minimum:g}x: "
-                         f"{key.split('/')[0]} is slower relative to {key.split('/')[1]} "
-                         "than the threshold allows")
+            lines.append(f"FAIL  {key}: {ratios[key]:.2f}x < {minimum:g}x: {fast} is slower "
+                         f"relative to {slow} than the threshold allows")
     return failed, lines
 
 
-def run_guard(thresholds, backends=None, source="synthetic", log=None):
-    """Measure the ratios a thresholds file names and check them.
+def _guard_workload(settings, source, data_cache):
+    key = (settings["examples"], settings["dtype"])
+    if key not in data_cache:
+        data_cache[key] = load_data(settings["examples"], settings["dtype"], source)
+    activation = settings["activation"]
+    return Workload(data_cache[key], (LAYERS[0], *settings["hidden"], LAYERS[-1]),
+                    tuple(activation) if isinstance(activation, list) else activation,
+                    optimizer=settings["optimizer"], batch_size=settings["batch_size"],
+                    threads=settings["threads"])
 
-    ``backends`` maps names to :class:`Backend` instances (default: ``fastmlp.BACKENDS``
-    through ``get_backend``); tests pass a deliberately slowed one. Backends are timed
-    together, interleaved, best of the file's rounds; a ratio below its minimum is measured
-    again with twice the rounds (the best of all rounds counts) before it fails, so that a
-    busy moment on a shared machine is not taken for a regression.
+
+def run_guard(thresholds, backends=None, source="synthetic", log=None):
+    """Measure the ratios a thresholds file names and check them (see :func:`read_thresholds`).
+
+    ``backends`` maps names to :class:`fastmlp.Backend` instances (default:
+    ``fastmlp.BACKENDS`` through ``get_backend``); tests pass a deliberately slowed one. For
+    each workload, its backends are timed together, interleaved, best of its rounds; a ratio
+    below its minimum is measured again with twice the rounds (the best of all rounds
+    counts) before it fails, so that a busy moment on a shared machine is not taken for a
+    regression. Returns a :class:`GuardResult`.
     """
-    min_speedup, settings = read_thresholds(thresholds)
+    min_speedup, workloads = read_thresholds(thresholds)
     log = log or (lambda line: None)
     if backends is None:
         backends = {name: get_backend(name) for name in BACKENDS}
     for name, be in backends.items():
         if not isinstance(be, Backend):
             raise TypeError(f"backends[{name!r}] must be a fastmlp Backend, got {be!r}")
-    pairs = {key: key.split("/") for key in min_speedup
-             if all(name in backends for name in key.split("/"))}
-    needed = sorted({name for pair in pairs.values() for name in pair})
-    work = Workload(load_data(settings["examples"], settings["dtype"], source),
-                    batch_size=settings["batch_size"], threads=settings["threads"])
-    log(f"guard: one epoch of {settings['examples']} examples, K={settings['batch_size']}, "
-        f"{settings['dtype']}, best of {settings['rounds']} rounds, threads: "
-        f"{settings['threads'] or 'default'}; data: {work.data.source}")
-    cases = []
-    for name in needed:
-        cases.append(backend_epoch(backends[name], work))
-        cases[-1].name = name              # the key in the thresholds, whatever the instance
-    with limit_threads(settings["threads"]):
-        timings = time_cases(cases, settings["rounds"]) if cases else {}
-
-    def speedups():
-        return {key: timings[b].seconds / timings[a].seconds for key, (a, b) in pairs.items()}
-
-    ratios = speedups()
-    failed, _ = check_ratios(ratios, min_speedup)
-    if failed:
-        again = sorted({name for key in failed for name in pairs[key]})
-        log(f"guard: {', '.join(failed)} below the minimum; measuring "
-            f"{', '.join(again)} again with {2 * settings['rounds']} more rounds")
+    pairs = {}                          # workload -> {key: (fast, slow)} for the runnable keys
+    for key in min_speedup:
+        fast, slow, workload = parse_ratio(key)
+        if fast in backends and slow in backends:
+            pairs.setdefault(workload, {})[key] = (fast, slow)
+    ratios, seconds, data_cache = {}, [], {}
+    for workload, checks in pairs.items():
+        settings = workloads[workload]
+        work = _guard_workload(settings, source, data_cache)
+        rounds, tag = settings["rounds"], "" if workload == DEFAULT_WORKLOAD else f"@{workload}"
+        log(f"guard{tag}: one epoch of {work.n_examples} examples, {work.label()}, best of "
+            f"{rounds} rounds, threads: {settings['threads'] or 'default'}; "
+            f"data: {work.data.source}")
+        needed = sorted({name for pair in checks.values() for name in pair})
+        cases = []
+        for name in needed:
+            cases.append(backend_epoch(backends[name], work))
+            cases[-1].name = name          # the key in the thresholds, whatever the instance
         with limit_threads(settings["threads"]):
-            time_cases([timings[name].case for name in again], 2 * settings["rounds"], timings)
-        ratios = speedups()
-        failed, _ = check_ratios(ratios, min_speedup)
-    _, lines = check_ratios(ratios, min_speedup, backends)
-    for name in needed:
-        t = timings[name]
-        lines.append(f"      {name}: {t.seconds:.3f} s per epoch of {t.case.examples} examples"
-                     + (f" (measured on {t.case.measured} examples, x{t.case.factor:.1f})"
-                        if t.case.factor != 1.0 else ""))
-    return GuardResult(not failed, lines, ratios)
+            timings = time_cases(cases, rounds)
 
+        def speedups():
+            return {key: timings[b].seconds / timings[a].seconds for key, (a, b) in checks.items()}
 
-def main(argv=None):
-    """``python -m fastmlp.bench ...`` is ``fastmlp bench ...``."""
-    from .cli import main as cli_main
-
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+        measured = speedups()
+        failed, _ = check_ratios(measured, {key: min_speedup[key] for key in checks})
+        if failed:
+            again = sorted({name for key in failed for name in checks[key]})
+            log(f"guard{tag}: {', '.join(failed)} below the minimum; measuring "
+                f"{', '.join(again)} again with {2 * rounds} more rounds")
+            with limit_threads(settings["threads"]):
+                time_cases([timings[name].case for name in again], 2 * rounds, timings)
+            measured = speedups()
+        ratios.update(measured)
+        for name in needed:
+            t = timings[name]
+            seconds.append(f"      {name}{tag}: {t.seconds:.3f} s per epoch of "
+                           f"{t.case.examples} examples"
+                           + (f" (measured on {t.case.measured} examples, x{t.case.factor:.1f})"
+                              if t.case.factor != 1.0 else ""))
+    failed, lines = check_ratios(ratios, min_speedup, backends)
+    return GuardResult(not failed, lines + seconds, ratios)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # the command lives in fastmlp.cli, which imports this module: point there, no cycle
+    sys.exit("fastmlp.bench is the library behind the command: run `fastmlp bench ...` "
+             "(or `python -m fastmlp bench ...`)")

@@ -203,3 +203,31 @@ def split(X, y, fractions=(0.7, 0.15, 0.15), seed=0, standardize=True):
             Xp = ((Xp - mean) / std).astype(X.dtype)
         parts.append((np.ascontiguousarray(Xp), y[idx]))
     return Split(parts[0], parts[1], parts[2], mean, std)
+
+
+def holdout(X, y, fraction=0.1, seed=0):
+    """Set ``fraction`` of the examples aside for validation, stratified by class.
+
+    Each class keeps the same share in both parts (rounded; every class keeps at least one
+    example on the training side, and at least one example is set aside), drawn from a
+    generator seeded with ``seed``. Returns ``((X_train, y_train), (X_valid, y_valid))``, rows in their original
+    order within each part.
+    """
+    X = v.check_X(X, "X")
+    y = v.check_y(y, "y", n_examples=X.shape[0])
+    fraction = v.check_nonneg_real(fraction, "validation_fraction", allow_zero=False)
+    if fraction >= 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(v.check_seed(seed))
+    labels, counts = np.unique(y, return_counts=True)
+    share = np.minimum(np.round(fraction * counts).astype(int), counts - 1)
+    if share.sum() == 0 and counts.max() > 1:     # tiny data: one example of the largest class
+        share[np.argmax(counts)] = 1
+    if share.sum() == 0:
+        raise ValueError(f"validation_fraction={fraction} of {len(y)} examples sets none aside "
+                         "(every class has a single example); give validation data")
+    valid = np.zeros(len(y), dtype=bool)
+    for label, n_valid in zip(labels, share):
+        members = np.flatnonzero(y == label)
+        valid[rng.permutation(members)[:n_valid]] = True
+    return (X[~valid], y[~valid]), (X[valid], y[valid])

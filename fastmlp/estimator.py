@@ -21,41 +21,68 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     ) from exc
 
 from . import _validation as v
-from .backends import fastest_backend, get_backend
+from . import optim
+from .backends import get_backend
+from .datasets import Split
 from .model import MLP
+from .schedules import get_schedule
 from .training import DivergenceError, train
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """A one-hidden-layer perceptron trained by fastmlp, with the scikit-learn API.
+    """A multilayer perceptron trained by fastmlp, with the scikit-learn API.
 
-    Input -> ``hidden`` ReLU units -> softmax over the classes, trained by minibatch SGD on
-    the mean cross-entropy plus elastic-net penalties on both weight matrices, with the
-    learning rate ``lr / (1 + 4 e / epochs)`` at epoch ``e``.
+    Input -> hidden layers -> softmax over the classes, trained by minibatch steps on the
+    mean cross-entropy plus elastic-net penalties on every weight matrix.
 
     Parameters
     ----------
-    hidden : int, default 64
-        hidden units.
-    l1, l2 : float or (float, float), default 0.0
-        L1 and L2 penalty coefficients; one number for both weight matrices or a pair
-        ``(for W1, for W2)``. Biases are not penalized.
+    hidden : int or sequence of int, default 64
+        the width of each hidden layer (an int: one hidden layer; ``()``: none, softmax
+        regression) -- scikit-learn's ``hidden_layer_sizes``.
+    activation : str or sequence of str, default "relu"
+        "relu", "tanh", "logistic" or "identity" for every hidden layer, or one per layer.
+    init : "uniform" or "glorot", default "uniform"
+        ``"uniform"``: weights uniform in ±1/sqrt(fan_in) (the seed's); ``"glorot"``:
+        scikit-learn's.
+    l1, l2 : float or sequence of float, default 0.0
+        L1 and L2 penalty coefficients: one number for every weight matrix, or one per
+        matrix. Biases are not penalized. scikit-learn's ``alpha`` (added to the summed loss
+        as ``alpha/2 ||W||²`` and divided by the batch size) is ``l2 = alpha / (2 K)``.
     batch_size : int, default 32
         minibatch size K (the last, smaller minibatch of an epoch is kept).
     lr : float, default 0.1
-        learning rate at epoch 0.
+        the learning rate (the schedule's base rate) -- ``learning_rate_init``.
     epochs : int, default 30
-        epochs of ``fit``; also the length the schedule is spread over for ``partial_fit``.
-    backend : str, default "numpy"
+        epochs of ``fit`` -- ``max_iter``; also the length the schedule is spread over for
+        ``partial_fit``.
+    optimizer : "sgd", "momentum", "nesterov" or "adam", default "sgd"
+        PyTorch's update rules (see :mod:`fastmlp.optim`; scikit-learn's Adam places eps
+        elsewhere, and its momentum keeps the learning rate inside the velocity).
+    momentum : float, default 0.9
+        for "momentum" and "nesterov".
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam's.
+    schedule : "seed", "constant", "cosine" or "plateau", default "seed"
+        the learning rate per epoch (see :mod:`fastmlp.schedules`).
+    early_stopping : bool, default False
+        stop when the validation loss has not improved by more than ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best epoch's weights. The validation data
+        is ``fit``'s ``X_val, y_val`` when given, else ``validation_fraction`` of the
+        training data, set aside stratified by class.
+    validation_fraction : float, default 0.1
+    n_iter_no_change : int, default 10
+    tol : float, default 1e-4
+    backend : str, default "auto"
         one of ``fastmlp.BACKENDS``, or "auto" for the fastest available. Backends agree to
         rounding; the same backend with the same seed gives bit-identical weights.
     dtype : "float32" or "float64", default "float32"
         the model's dtype; ``X`` is converted to it.
     random_state : int, RandomState or None, default 0
-        seeds the initialization and the shuffles. An int is used as is (so
-        ``random_state=s`` gives the weights of ``fastmlp.train(MLP(..., seed=s), seed=s)``);
-        None or a RandomState draw a seed, kept in ``seed_``. The default is fixed, as in
-        the rest of fastmlp: the same call trains the same model.
+        seeds the initialization, the shuffles and the validation split. An int is used as
+        is (so ``random_state=s`` gives the weights of ``fastmlp.train(MLP(..., seed=s),
+        seed=s)``); None or a RandomState draw a seed, kept in ``seed_``. The default is
+        fixed, as in the rest of fastmlp: the same call trains the same model.
     progress : bool, default False
         show a progress bar.
 
@@ -66,16 +93,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when ``X`` had string column names.
     model_ : fastmlp.MLP
-        the trained network (``model_.params`` holds ``W1 (hidden, d)``, ``b1``, ``W2 (m,
-        hidden)``, ``b2``); save it with ``model_.save(path)``.
+        the trained network (``model_.params`` holds ``W1, b1, ..., WL, bL``); save it with
+        ``model_.save(path)``.
     history_ : fastmlp.History
-        one row per epoch trained (``history_["train_loss"]``, ...).
+        one row per epoch trained (``history_["train_loss"]``, ...); it carries the
+        optimizer's state from one ``partial_fit`` to the next.
     loss_curve_ : list of float
         mean cross-entropy of each epoch (penalties not included), as training saw it.
+    best_loss_ : float or None
+        the smallest of ``loss_curve_`` (None with early stopping, as in scikit-learn).
+    validation_scores_ : list of float or None
+        the accuracy on the validation data after each epoch, when there is validation data.
+    best_validation_score_ : float or None
+        the validation accuracy of the epoch whose weights the model holds with early
+        stopping, else the best of ``validation_scores_``.
     n_iter_ : int
         epochs trained so far.
     seed_ : int
-        the seed used.
     backend_ : str
         the backend used (``backend`` with "auto" resolved).
 
@@ -87,14 +121,29 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     an enclosing loop such as ``GridSearchCV``.
     """
 
-    def __init__(self, hidden=64, *, l1=0.0, l2=0.0, batch_size=32, lr=0.1, epochs=30,
-                 backend="numpy", dtype="float32", random_state=0, progress=False):
+    def __init__(self, hidden=64, *, activation="relu", init="uniform", l1=0.0, l2=0.0,
+                 batch_size=32, lr=0.1, epochs=30, optimizer="sgd", momentum=0.9, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, schedule="seed", early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, backend="auto",
+                 dtype="float32", random_state=0, progress=False):
         self.hidden = hidden
+        self.activation = activation
+        self.init = init
         self.l1 = l1
         self.l2 = l2
         self.batch_size = batch_size
         self.lr = lr
         self.epochs = epochs
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.schedule = schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.backend = backend
         self.dtype = dtype
         self.random_state = random_state
@@ -103,20 +152,41 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # -- checks ---------------------------------------------------------------------------
     def _checked_params(self):
         """The hyper-parameters, validated, before any data is looked at."""
-        backend = self.backend
-        if isinstance(backend, str) and backend == "auto":
-            backend = fastest_backend()
-        return {
-            "hidden": v.check_int(self.hidden, "hidden", minimum=1),
-            "l1": _penalty(self.l1, "l1"),
-            "l2": _penalty(self.l2, "l2"),
+        p = {
+            "hidden": _hidden(self.hidden),
             "batch_size": v.check_int(self.batch_size, "batch_size", minimum=1),
             "lr": v.check_nonneg_real(self.lr, "lr"),
             "epochs": v.check_int(self.epochs, "epochs", minimum=1),
-            "backend": _backend_name(backend),
+            "optimizer": self._optimizer(),
+            "schedule": get_schedule(self.schedule),
+            "early_stopping": v.check_bool(self.early_stopping, "early_stopping"),
+            "validation_fraction": self.validation_fraction,
+            "patience": v.check_int(self.n_iter_no_change, "n_iter_no_change", minimum=1),
+            "tol": v.check_nonneg_real(self.tol, "tol"),
+            "backend": _backend_name(self.backend),
             "dtype": v.check_dtype(self.dtype),
-            "progress": _check_bool(self.progress, "progress"),
+            "progress": v.check_bool(self.progress, "progress"),
         }
+        if p["early_stopping"]:
+            fraction = v.check_nonneg_real(self.validation_fraction, "validation_fraction",
+                                           allow_zero=False)
+            if fraction >= 1:
+                raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+        # the network's own checks (activation, init, penalties) with the real depth
+        MLP((1, *p["hidden"], 2), activation=self.activation, l1=self.l1, l2=self.l2,
+            init=self.init)
+        return p
+
+    def _optimizer(self):
+        name = self.optimizer
+        if isinstance(name, optim.Optimizer):
+            return name
+        make = {"sgd": optim.SGD, "momentum": lambda: optim.Momentum(self.momentum),
+                "nesterov": lambda: optim.Nesterov(self.momentum),
+                "adam": lambda: optim.Adam(self.beta_1, self.beta_2, self.epsilon)}
+        if not isinstance(name, str) or name not in make:
+            return optim.get_optimizer(name)        # its error names the allowed ones
+        return make[name]()
 
     def _seed(self):
         rs = self.random_state
@@ -135,9 +205,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return X, y
 
     # -- training -------------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y, X_val=None, y_val=None):
         """Train a new model on ``X (n, d)`` and labels ``y (n,)`` for ``epochs`` epochs.
 
+        ``X_val, y_val``: validation data of your own (for early stopping and
+        ``validation_scores_``), instead of setting ``validation_fraction`` of ``X`` aside.
         Returns self.
         """
         p = self._checked_params()
@@ -145,17 +217,32 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X, y = self._validate_X_y(X, y, p["dtype"], reset=True)
         classes, y_index = np.unique(y, return_inverse=True)
         _check_n_classes(classes, "y")
+        validation = self._validation_data(X_val, y_val, classes, p["dtype"])
         self._start(p, seed, classes, X.shape[1])
-        self._train(p, X, y_index, stop_epoch=p["epochs"])
+        self._train(p, X, y_index, stop_epoch=p["epochs"], validation=validation)
         return self
 
+    def _validation_data(self, X_val, y_val, classes, dtype):
+        if X_val is None and y_val is None:
+            return None
+        if X_val is None or y_val is None:
+            raise ValueError("X_val and y_val go together: give both or neither")
+        with np.errstate(over="ignore", invalid="ignore"):
+            X_val, y_val = validate_data(self, X_val, y_val, reset=False, dtype=dtype)
+        unknown = np.setdiff1d(y_val, classes)
+        if unknown.size:
+            raise ValueError(f"y_val holds labels {unknown[:5].tolist()} that y does not have "
+                             f"({classes.tolist()})")
+        return X_val, np.searchsorted(classes, y_val)
+
     def partial_fit(self, X, y, classes=None):
-        """One epoch of SGD on ``(X, y)``, continuing from the current model.
+        """One epoch on ``(X, y)``, continuing from the current model and optimizer state.
 
         ``classes`` (all the labels that will ever be seen) is required on the first call.
-        Epoch ``e`` (``n_iter_`` before the call) uses the learning rate ``lr / (1 + 4 e /
-        epochs)`` and the shuffle seeded by ``(seed_, e)``, so ``epochs`` calls on the whole
-        data give exactly the model of ``fit``. Returns self.
+        Epoch ``e`` (``n_iter_`` before the call) uses the schedule's rate for epoch ``e`` of
+        ``epochs`` and the shuffle seeded by ``(seed_, e)``, and the optimizer's step count
+        runs on, so ``epochs`` calls on the whole data give exactly the model of ``fit``.
+        Returns self.
         """
         p = self._checked_params()
         first = not hasattr(self, "model_")
@@ -171,7 +258,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"classes={np.unique(classes).tolist()} differs from the "
                                  f"classes of the first call, {self.classes_.tolist()}; "
                                  "call fit to start over")
-            self._check_same_shape(p)
+            self._check_same_network(p)
         X, y = self._validate_X_y(X, y, p["dtype"] if first else self.model_.dtype.name,
                                   reset=first)
         known = classes if first else self.classes_
@@ -183,18 +270,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if first:
             self._start(p, seed, classes, X.shape[1])
         else:
-            self.model_.l1, self.model_.l2 = p["l1"], p["l2"]
+            self.model_.l1, self.model_.l2 = self.l1, self.l2
             self.backend_ = p["backend"]
+        p["early_stopping"] = False            # one epoch at a time: nothing to stop
         self._train(p, X, np.searchsorted(self.classes_, y), stop_epoch=self.n_iter_ + 1)
         return self
 
-    def _check_same_shape(self, p):
-        fitted = {"hidden": self.model_.layers[1], "dtype": self.model_.dtype.name}
-        for name, value in fitted.items():
-            if p[name] != value:
-                raise ValueError(f"{name}={p[name]!r} differs from the fitted model's "
-                                 f"{name}={value!r}; partial_fit continues that model: "
-                                 "call fit to start a new one")
+    def _check_same_network(self, p):
+        fitted = self.model_
+        for name, now, then in (("hidden", p["hidden"], fitted.layers[1:-1]),
+                                ("activation", MLP((1, *p["hidden"], 2),
+                                                   activation=self.activation).activations,
+                                 fitted.activations),
+                                ("dtype", p["dtype"], fitted.dtype.name),
+                                ("optimizer", p["optimizer"],
+                                 self.history_.optimizer_state.optimizer)):
+            if now != then:
+                raise ValueError(f"{name}={now!r} differs from the fitted model's {then!r}; "
+                                 "partial_fit continues that model: call fit to start a new one")
 
     def _start(self, p, seed, classes, n_features):
         """A fresh model; its attributes are set before training, so that a divergence or
@@ -202,29 +295,44 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.seed_ = seed
         self.backend_ = p["backend"]
-        self.model_ = MLP((n_features, p["hidden"], len(classes)), l1=p["l1"], l2=p["l2"],
-                          dtype=p["dtype"], seed=seed)
+        self.model_ = MLP((n_features, *p["hidden"], len(classes)), activation=self.activation,
+                          l1=self.l1, l2=self.l2, dtype=p["dtype"], seed=seed, init=self.init)
         self.history_ = None
         self.n_iter_ = 0
         self.loss_curve_ = []
+        self.best_loss_ = None
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
 
-    def _train(self, p, X, y_index, stop_epoch):
+    def _train(self, p, X, y_index, stop_epoch, validation=None):
+        data = (X, y_index) if validation is None else Split((X, y_index), validation)
         try:
-            history = train(self.model_, (X, y_index), backend=self.backend_,
-                            epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                            seed=self.seed_, progress=p["progress"], start_epoch=self.n_iter_,
+            history = train(self.model_, data, backend=self.backend_, epochs=p["epochs"],
+                            batch_size=p["batch_size"], lr=p["lr"], optimizer=p["optimizer"],
+                            schedule=p["schedule"], early_stopping=p["early_stopping"],
+                            patience=p["patience"], tol=p["tol"],
+                            validation_fraction=self.validation_fraction, seed=self.seed_,
+                            progress=p["progress"], start_epoch=self.n_iter_,
                             stop_epoch=stop_epoch, history=self.history_)
         except DivergenceError as exc:
-            self._record(exc.history)
+            self._record(exc.history, p)
             raise
-        self._record(history)
+        self._record(history, p)
         if history.interrupted:
             raise KeyboardInterrupt
 
-    def _record(self, history):
+    def _record(self, history, p):
         self.history_ = history
         self.n_iter_ = len(history)
         self.loss_curve_ = history["train_loss"]
+        self.best_loss_ = None if p["early_stopping"] or not self.loss_curve_ else \
+            min(self.loss_curve_)
+        errors = history["valid_error"]
+        if errors and errors[-1] is not None:
+            self.validation_scores_ = [1.0 - e / 100.0 for e in errors]
+            best = history.best_epoch
+            self.best_validation_score_ = (self.validation_scores_[best] if best is not None
+                                           else max(self.validation_scores_))
 
     # -- prediction -----------------------------------------------------------------------
     def predict_proba(self, X):
@@ -257,28 +365,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _penalty(value, name):
-    """One number for both weight matrices, or a pair."""
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        value = v.check_nonneg_real(value, name)
-        return (value, value)
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise TypeError(f"{name} must be a number >= 0 (for both weight matrices) or a pair "
-                        f"(for W1, for W2), got {value!r}")
-    return v.check_penalty_pair(value, name)
+def _hidden(value):
+    """``hidden``: an int (one hidden layer) or a sequence of widths -> a tuple."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value,)
+    elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"hidden must be an int or a sequence of ints (one width per hidden "
+                        f"layer), got {value!r}")
+    return tuple(v.check_int(w, f"hidden[{i}]", minimum=1) for i, w in enumerate(value))
 
 
 def _backend_name(backend):
     try:
         return get_backend(backend).name
     except ValueError as exc:
-        raise ValueError(f"{exc}, or 'auto' for the fastest") from None
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+        raise ValueError(str(exc)) from None
 
 
 def _check_n_classes(classes, name):

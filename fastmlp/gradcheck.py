@@ -57,8 +57,14 @@ BACKEND_RTOL = {"float64": 1e-10, "float32": 1e-4}
 #: the single example has one hidden unit on and one off, as in the seed's printout: the
 #: one-example check then sees both relu' = 1 and relu' = 0 (with seed 0 both units are off
 #: for it and W1, b1 would only carry the penalty).
-SEED_CASE = {"hidden": 2, "batch_sizes": (1, 10), "l1": (1e-3, 1e-3), "l2": (1e-3, 1e-3),
-             "dtype": "float64", "seed": 3, "eps": 1e-6}
+SEED_CASE = {"hidden": (2,), "activation": "relu", "batch_sizes": (1, 10), "l1": 1e-3,
+             "l2": 1e-3, "dtype": "float64", "seed": 3, "eps": 1e-6}
+
+#: Finite-difference steps allowed. Below 1e-10 the rounding of J divided by 2ε (the
+#: ``atol`` of every check) reaches 1e-5 and grows without bound, so that a check would pass
+#: whatever the gradient; above 1e-2 the truncation error (ε² times the third derivative of
+#: J) swamps it.
+EPS_RANGE = (1e-10, 1e-2)
 
 #: Points drawn for the two-circles data of the reports (as ``fastmlp train --data circles``).
 CIRCLES_N = 1100
@@ -100,12 +106,13 @@ class GradCheckReport:
 
     Attributes
     ----------
-    checks : dict name -> ParamCheck, for ``W1, b1, W2, b2`` (and ``X``)
+    checks : dict name -> ParamCheck, for ``W1, b1, ..., WL, bL`` (and ``X``)
     J : the objective at the model's parameters (float64)
     atol : the finite differences' absolute accuracy, ``FD_ROUNDING * max(1, |J|) / eps``
-    near_kinks : ReLU pre-activations and L1-penalized weights close enough to their kink
-        (0) that a step of ε crosses it; there a finite difference does not measure the
-        (sub)gradient, and a disagreement is expected rather than a bug.
+    near_kinks : per layer ``l = 1..L``, ``(relu, l1)``: ReLU pre-activations of layer l
+        and L1-penalized weights of ``W_l`` close enough to their kink (0) that a step of ε
+        crosses it; there a finite difference does not measure the (sub)gradient, and a
+        disagreement is expected rather than a bug.
     """
 
     checks: dict
@@ -115,7 +122,7 @@ class GradCheckReport:
     eps: float
     n_examples: int
     atol: float = 0.0
-    near_kinks: int = 0
+    near_kinks: tuple = ()
     title: str = field(default="", compare=False)
 
     @property
@@ -152,10 +159,11 @@ class GradCheckReport:
             lines.append(f"{c.name:<6} {str(c.analytic.shape):<10} {scale:>11.3e} "
                          f"{c.max_abs_diff:>13.2e} {c.max_rel_err:>12.2e} {c.digits:>7.1f}   "
                          f"{'yes' if self.passes(c, rtol) else 'NO'}")
-        if self.near_kinks:
-            lines.append(f"note: {self.near_kinks} ReLU pre-activation(s) or L1-penalized "
-                         f"weight(s) lie within eps of their kink: finite differences are not "
-                         f"the (sub)gradient there")
+        kinks = [f"layer {l}: {relu} ReLU pre-activation(s), {l1} L1-penalized weight(s)"
+                 for l, (relu, l1) in enumerate(self.near_kinks, start=1) if relu or l1]
+        if kinks:
+            lines.append("note: within eps of their kink (0), where finite differences are "
+                         "not the (sub)gradient: " + "; ".join(kinks))
         if values:
             for c in self.checks.values():
                 lines.append(f"{c.name}:")
@@ -171,37 +179,32 @@ def _fmt_values(a):
     return "[" + " ".join(f"{x: .10f}" for x in np.asarray(a, dtype=np.float64).ravel()) + "]"
 
 
-def objective(params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0)):
-    """The spec's minibatch objective ``J`` (a float), evaluated in float64.
-
-    ``params`` are cast to float64 if they are not already (``X`` too).
-    """
+def objective(model, X, y):
+    """The spec's minibatch objective ``J`` of ``model`` (a float), evaluated in float64
+    (``model`` and ``X`` are converted if they are not already)."""
     from .backends import get_backend
 
-    p64 = {k: np.asarray(p, dtype=np.float64) for k, p in params.items()}
-    logits = get_backend("numpy").logits(p64, np.asarray(X, dtype=np.float64))
-    J = float(ops.cross_entropy(logits, y).mean())
-    return J + sum(ops.penalty(p64[k], l1[i], l2[i]) for i, k in enumerate(ops.WEIGHTS))
+    model64 = model if model.dtype == np.float64 else model.astype("float64")
+    logits = get_backend("numpy").logits(model64, np.asarray(X, dtype=np.float64))
+    return float(ops.cross_entropy(logits, y).mean()) + ops.total_penalty(model64)
 
 
-def _numeric_gradients(params, X, y, l1, l2, eps, wrt_input):
-    """Centered finite differences of J in float64, one entry at a time."""
+def _numeric_gradients(model, X, y, eps, wrt_input):
+    """Centered finite differences of J in float64 (``model`` is float64), one parameter at a
+    time, as a flat buffer laid out like ``model.theta``; and dJ/dX."""
     from .backends import get_backend
 
-    numeric = {}
-    for key in ops.PARAM_KEYS:
-        p = params[key]
-        g = np.empty_like(p)
-        flat, gflat = p.reshape(-1), g.reshape(-1)   # views: writing flat moves p
-        for i in range(flat.size):
-            saved = flat[i]
-            flat[i] = saved + eps
-            J_plus = objective(params, X, y, l1, l2)
-            flat[i] = saved - eps
-            J_minus = objective(params, X, y, l1, l2)
-            flat[i] = saved
-            gflat[i] = (J_plus - J_minus) / (2 * eps)
-        numeric[key] = g
+    theta = model.theta
+    numeric = np.empty_like(theta)
+    for i in range(theta.size):
+        saved = theta[i]
+        theta[i] = saved + eps
+        J_plus = objective(model, X, y)
+        theta[i] = saved - eps
+        J_minus = objective(model, X, y)
+        theta[i] = saved
+        numeric[i] = (J_plus - J_minus) / (2 * eps)
+    gX = None
     if wrt_input:
         # x_k only enters example k's loss, so J(x_k ± ε) - J differ by that loss alone / K:
         # the same difference of J, with less rounding from the untouched terms.
@@ -213,28 +216,36 @@ def _numeric_gradients(params, X, y, l1, l2, eps, wrt_input):
             for j in range(X.shape[1]):
                 saved = row[0, j]
                 row[0, j] = saved + eps
-                L_plus = ops.cross_entropy(logits(params, row), yk)[0]
+                L_plus = ops.cross_entropy(logits(model, row), yk)[0]
                 row[0, j] = saved - eps
-                L_minus = ops.cross_entropy(logits(params, row), yk)[0]
+                L_minus = ops.cross_entropy(logits(model, row), yk)[0]
                 row[0, j] = saved
                 gX[k, j] = (L_plus - L_minus) / (2 * eps * K)
-        numeric["X"] = gX
-    return numeric
+    return numeric, gX
 
 
-def _near_kinks(params, X, l1, eps, wrt_input):
-    """How many kinks of |.| and relu a single step of ±eps can cross (see GradCheckReport)."""
-    h_a = X @ params["W1"].T + params["b1"]
-    # largest change of h_a[k, j] by one step: eps (b1), eps |x_ki| (W1), eps |W1_ji| (x)
-    reach = np.maximum(1.0, np.abs(X).max(axis=1, keepdims=True))
-    if wrt_input:
-        reach = np.maximum(reach, np.abs(params["W1"]).max(axis=1))
-    count = int((np.abs(h_a) <= eps * reach).sum())
-    for i, key in enumerate(ops.WEIGHTS):
-        if l1[i]:
-            W = params[key]
-            count += int(((W != 0) & (np.abs(W) < eps)).sum())
-    return count
+def _near_kinks(model, X, eps, wrt_input):
+    """Per layer, how many kinks of relu and |.| a single step of ±eps can cross (see
+    GradCheckReport): ``((relu, l1) for each layer)``."""
+    from .activations import ACTIVATIONS
+
+    counts = []
+    h = X
+    for l, ((W, b), l1) in enumerate(zip(model.weights(), model.l1), start=1):
+        a = h @ W.T + b
+        relu = 0
+        if l < model.n_layers and model.activations[l - 1] == "relu":
+            # largest change of a[k, j] by one step: eps (b), eps |h_ki| (W), and through
+            # dJ/dX also eps |W_ji| for the first layer
+            reach = np.maximum(1.0, np.abs(h).max(axis=1, keepdims=True))
+            if wrt_input and l == 1:
+                reach = np.maximum(reach, np.abs(W).max(axis=1))
+            relu = int((np.abs(a) <= eps * reach).sum())
+        near = int(((W != 0) & (np.abs(W) < eps)).sum()) if l1 else 0
+        counts.append((relu, near))
+        if l < model.n_layers:
+            h = ACTIVATIONS[model.activations[l - 1]].function(a)
+    return tuple(counts)
 
 
 def check_gradients(model, X, y, backend="numpy", eps=1e-6, wrt_input=False):
@@ -249,41 +260,47 @@ def check_gradients(model, X, y, backend="numpy", eps=1e-6, wrt_input=False):
     backend : str or Backend
         whose analytic gradients are checked (any :class:`fastmlp.Backend` instance too).
     eps : float
-        the finite-difference step, > 0.
+        the finite-difference step, in ``EPS_RANGE`` (1e-10 to 1e-2).
     wrt_input : bool
         also check dJ/dX (reported as ``"X"``).
 
     Returns
     -------
     GradCheckReport
-        ``.checks`` maps ``W1, b1, W2, b2`` (and ``X``) to a :class:`ParamCheck`;
+        ``.checks`` maps ``W1, b1, ..., WL, bL`` (and ``X``) to a :class:`ParamCheck`;
         ``.ok(rtol)``, ``.max_rel_err``, ``.table()``.
     """
     from .backends import get_backend
-    from .model import MLP
+    from .model import check_model
     from .training import gradients
 
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    check_model(model)
     eps = v.check_nonneg_real(eps, "eps", allow_zero=False)
+    if not EPS_RANGE[0] <= eps <= EPS_RANGE[1]:
+        raise ValueError(f"eps={eps:g} is outside {EPS_RANGE[0]:g}..{EPS_RANGE[1]:g}: a smaller "
+                         "step drowns the difference in rounding (the check could no longer "
+                         "fail), a larger one in truncation error")
     be = get_backend(backend)
     X = v.check_X(X, "X", n_features=model.n_features, dtype=model.dtype)
     y = v.check_y(y, "y", n_examples=X.shape[0], n_classes=model.n_classes)
     J, analytic = gradients(model, X, y, backend=be, wrt_input=wrt_input)
 
-    params64 = {k: p.astype(np.float64) for k, p in model.params.items()}
+    model64 = model.astype("float64")
     X64 = X.astype(np.float64)
-    numeric = _numeric_gradients(params64, X64, y, model.l1, model.l2, eps, wrt_input)
+    numeric_flat, numeric_X = _numeric_gradients(model64, X64, y, eps, wrt_input)
+    numeric = model64.layout.views(numeric_flat)
+    if wrt_input:
+        numeric["X"] = numeric_X
     checks = {}
-    for name in numeric:                                # W1, b1, W2, b2 (, X)
+    for name in numeric:                                # W1, b1, ..., WL, bL (, X)
         a, n = analytic[name], numeric[name]
         checks[name] = ParamCheck(name, a, n, float(np.abs(a.astype(np.float64) - n).max()),
                                   rel_err(a, n))
-    J64 = objective(params64, X64, y, model.l1, model.l2)
+    J64 = objective(model64, X64, y)
     return GradCheckReport(
         checks=checks, J=J64, backend=be.name, dtype=model.dtype.name, eps=eps,
         n_examples=X.shape[0], atol=FD_ROUNDING * max(1.0, abs(J64)) / eps,
-        near_kinks=_near_kinks(params64, X64, model.l1, eps, wrt_input))
+        near_kinks=_near_kinks(model64, X64, eps, wrt_input))
 
 
 def compare_backends(model, X, y, backend="numpy", reference="loop", wrt_input=False):
@@ -307,9 +324,9 @@ class CaseReport:
     reports: list
 
 
-def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3),
-               l2=(1e-3, 1e-3), dtype="float64", seed=0, eps=1e-6, data=None, source=None,
-               wrt_input=False, rtol=None, values=None):
+def run_checks(backend="numpy", *, hidden=(2,), activation="relu", init="uniform",
+               batch_sizes=(1, 10), l1=1e-3, l2=1e-3, dtype="float64", seed=0, eps=1e-6,
+               data=None, source=None, wrt_input=False, rtol=None, values=None):
     """Finite-difference checks and the loop-vs-``backend`` comparison on several minibatches.
 
     The data is ``data=(X, y)`` or, by default, the two-circles problem
@@ -345,7 +362,10 @@ def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3
         raise ValueError(f"batch_sizes: {max(batch_sizes)} is more than the {X.shape[0]} "
                          f"examples available; allowed: 1..{X.shape[0]}")
     m = max(2, int(y.max()) + 1)
-    model = MLP((X.shape[1], hidden, m), l1=l1, l2=l2, dtype=dtype, seed=seed)
+    if isinstance(hidden, int):
+        hidden = (hidden,)
+    model = MLP((X.shape[1], *hidden, m), activation=activation, l1=l1, l2=l2, dtype=dtype,
+                seed=seed, init=init)
     rtol = FD_RTOL[model.dtype.name] if rtol is None else v.check_nonneg_real(rtol, "rtol")
     brtol = BACKEND_RTOL[model.dtype.name]
     if values is None:
@@ -368,7 +388,7 @@ def run_checks(backend="numpy", *, hidden=2, batch_sizes=(1, 10), l1=(1e-3, 1e-3
 
     diffs = {K: compare_backends(model, X[:K], y[:K], backend=be, reference=reference,
                                  wrt_input=wrt_input) for K in batch_sizes}
-    names = [name for name in (*ops.PARAM_KEYS, "X", "J") if name in diffs[batch_sizes[0]]]
+    names = [name for name in (*model.layout.keys, "X", "J") if name in diffs[batch_sizes[0]]]
     lines = [f"{reference} vs {be.name} backend, same minibatch: max relative difference "
              f"(rtol {brtol:g})",
              f"{'param':<6} " + " ".join(f"{'K=' + str(K):>10}" for K in batch_sizes)]

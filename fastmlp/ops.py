@@ -1,17 +1,14 @@
 """Small helpers shared by every backend and by the trainer, defined once.
 
 The numba backend re-states some of these inside its kernels (it cannot call Python),
-and the tests pin those kernels to these definitions.
+and the tests pin those kernels to these definitions. Activations are in
+:mod:`fastmlp.activations`, optimizers in :mod:`fastmlp.optim`, learning-rate schedules in
+:mod:`fastmlp.schedules`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-#: Names of the weight matrices (penalized) and biases (not penalized), in layer order.
-WEIGHTS = ("W1", "W2")
-BIASES = ("b1", "b2")
-PARAM_KEYS = ("W1", "b1", "W2", "b2")
 
 
 def logsumexp(z, axis=-1):
@@ -48,9 +45,18 @@ def penalty_grad(W, l1, l2):
     return t(l1) * np.sign(W) + t(2.0 * l2) * W
 
 
-def learning_rate(lr, epoch, epochs):
-    """The seed's schedule: ``lr / (1 + 4 e / E)`` at epoch ``e`` (counted from 0) of ``E``."""
-    return lr / (1.0 + 4.0 * epoch / epochs)
+def total_penalty(model):
+    """The objective's penalty term, ``Σ_l l1_l |W_l|_1 + l2_l ||W_l||^2`` (a Python float)."""
+    return sum(penalty(W, l1, l2)
+               for (W, _), l1, l2 in zip(model.weights(), model.l1, model.l2))
+
+
+def add_penalty_grads(grads, model):
+    """Add each weight matrix's penalty (sub)gradient to ``grads`` (``[(dW, db), ...]`` in
+    layer order, written in place); biases are not penalized."""
+    for (dW, _), (W, _), l1, l2 in zip(grads, model.weights(), model.l1, model.l2):
+        if l1 or l2:
+            dW += penalty_grad(W, l1, l2)
 
 
 def epoch_order(n, seed, epoch):

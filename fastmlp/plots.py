@@ -222,3 +222,61 @@ def speed_bars(rows, path, title=None):
                loc="outside lower center", ncol=len(used), fontsize=9, frameon=False)
     _save_png(fig, path, dpi=90)
     plt.close(fig)
+
+
+# -- several runs side by side -------------------------------------------------------------------
+#: one colour per run (distinct in colour and, with the markers, in grey scale)
+RUN_COLOURS = ("#1b6ca8", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d",
+               "#333333")
+RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def compare_curves(runs, path, title=None):
+    """Learning curves of several runs in two panels, saved to ``path``: the error (%) and
+    the mean loss per epoch, valid split solid (test when a run has no valid split) and
+    train dashed (its re-evaluation when recorded, else the running mean).
+
+    Parameters
+    ----------
+    runs : list of (label, History)
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    if not runs:
+        raise ValueError("runs must hold at least one (label, history)")
+    if len(runs) > len(RUN_COLOURS):
+        raise ValueError(f"at most {len(RUN_COLOURS)} runs fit in one figure, got {len(runs)}")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    for (label, history), colour, marker in zip(runs, RUN_COLOURS, RUN_MARKERS):
+        epochs = [e + 1 for e in history["epoch"]]
+        held = "valid" if any(x is not None for x in history["valid_error"]) else "test"
+        train = ("train_eval" if any(x is not None for x in history["train_eval_error"])
+                 else "train")
+        for ax, metric in zip(axes, ("error", "loss")):
+            values = history[f"{held}_{metric}"]
+            if any(x is not None for x in values):
+                ax.plot(epochs, values, "-", color=colour, marker=marker, ms=3, lw=2,
+                        label=f"{label}: {held}")
+            ax.plot(epochs, history[f"{train}_{metric}"], "--", color=colour, lw=1.2,
+                    alpha=0.8, label=f"{label}: train")
+        if history.best_epoch is not None:
+            axes[0].axvline(history.best_epoch + 1, color=colour, lw=0.8, ls=":")
+    for ax, label in zip(axes, ("error (%)", "mean cross-entropy")):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    from matplotlib.ticker import FormatStrFormatter
+
+    axes[0].set_title("error rate")
+    axes[1].set_title("loss (log scale)")
+    axes[1].set_yscale("log")
+    for axis in (axes[1].yaxis,):
+        axis.set_major_formatter(FormatStrFormatter("%.2g"))
+        axis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    axes[0].legend(fontsize=8, ncol=1 if len(runs) < 4 else 2)
+    if title:
+        fig.suptitle(title)
+    _save_png(fig, path, dpi=100)
+    plt.close(fig)

@@ -31,8 +31,9 @@ def points(tmp_path_factory):
 
 def command(backend, out, data, *extra):
     epochs = EPOCHS.get(backend, DEFAULT_EPOCHS)
-    return ["train", "--data", str(data), "--hidden", "12", "--batch-size", "16", "--lr", "0.5",
-            "--l2", "1e-4", "--epochs", str(epochs), "--seed", "3", "--backend", backend,
+    return ["train", "--data", str(data), "--hidden", "12", "8", "--activation", "relu", "tanh",
+            "--batch-size", "16", "--optimizer", "adam", "--lr", "0.01", "--l2", "1e-4",
+            "--epochs", str(epochs), "--seed", "3", "--backend", backend,
             "--no-progress", "--checkpoint-every", "5", "--out", str(out), *extra]
 
 
@@ -74,6 +75,15 @@ def checkpoint_epoch(path):
     return fastmlp.MLP.load(path, return_extra=True)[1]["epoch"]
 
 
+def stopped_run(backend, out, data, signum):
+    """Start a run, stop it with ``signum`` after its first checkpoint: ``(proc, stderr)``."""
+    proc = start(command(backend, out, data))
+    wait_for(out / "checkpoint.npz", proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    return proc, err
+
+
 def assert_same_run(out, backend, data, tmp_path_factory):
     ref_model, ref_history = reference(backend, data, tmp_path_factory)
     model = fastmlp.MLP.load(out / "model.npz")
@@ -107,26 +117,28 @@ def test_killed_run_resumes_to_the_same_weights(backend, points, tmp_path, tmp_p
     assert_same_run(out, backend, points, tmp_path_factory)
 
 
-def test_ctrl_c_writes_the_completed_epochs_then_resumes(backend, points, tmp_path,
-                                                         tmp_path_factory, capsys):
+@pytest.mark.parametrize("signum, status, name", [
+    (signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP")])
+def test_a_stop_signal_writes_the_completed_epochs_then_resumes(backend, points, tmp_path,
+                                                                tmp_path_factory, capsys,
+                                                                signum, status, name):
+    if backend == "loop" and signum != signal.SIGINT:
+        pytest.skip("the signals share one code path; the loop backend is slow")
     out = tmp_path / "run"
-    proc = start(command(backend, out, points))
-    wait_for(out / "checkpoint.npz", proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    proc, err = stopped_run(backend, out, points, signum)
+    assert proc.returncode == status, err
     assert "Traceback" not in err
-    assert "fastmlp: interrupted; keeping the" in err and "--resume" in err
+    assert f"fastmlp: interrupted ({name}); keeping the" in err and "--resume" in err
     history = json.loads((out / "history.json").read_text())
     done = len(history["columns"]["epoch"])
     assert history["interrupted"] and 5 <= done < EPOCHS.get(backend, DEFAULT_EPOCHS)
     assert history["columns"]["epoch"] == list(range(done))
+    assert (out / "learning-curves.png").read_bytes()[:4] == b"\x89PNG"
     # the model written is that of the last completed epoch, the one the checkpoint holds
     written = fastmlp.MLP.load(out / "model.npz")
-    checkpoint, extra = fastmlp.MLP.load(out / "checkpoint.npz", return_extra=True)
+    checkpoint, extra, _ = fastmlp.MLP.load(out / "checkpoint.npz", return_extra=True)
     assert extra["epoch"] == done
-    for k in written.params:
-        assert written.params[k].tobytes() == checkpoint.params[k].tobytes()
+    assert written.theta.tobytes() == checkpoint.theta.tobytes()
     resume(backend, out, points, capsys)
     assert_same_run(out, backend, points, tmp_path_factory)
 
@@ -144,7 +156,10 @@ def test_resume_refuses_other_data_or_settings(tmp_path, capsys):
     capsys.readouterr()
     for change, expected in [
         (["--lr", "0.3"], "lr: checkpoint 0.5, now 0.3"),
-        (["--hidden", "5"], "hidden: checkpoint 4, now 5"),
+        (["--hidden", "5"], "hidden: checkpoint [4], now [5]"),
+        (["--activation", "tanh"], "activation: checkpoint ['relu'], now ['tanh']"),
+        (["--optimizer", "adam"], "optimizer: checkpoint {'name': 'sgd'}, now {'name': 'adam'"),
+        (["--schedule", "cosine"], "schedule: checkpoint 'seed', now 'cosine'"),
         (["--epochs", "6"], "epochs: checkpoint 4, now 6"),
         (["--l1", "1e-3"], "l1: checkpoint [0.0, 0.0], now [0.001, 0.001]"),
         (["--seed", "1"], "data_sha256: checkpoint"),  # the split is seeded too
@@ -180,7 +195,7 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path, capsys):
     assert main(quick(out, "--resume")) == 0
     assert "after epoch 4 of 4" in capsys.readouterr().err
     after = fastmlp.MLP.load(out / "model.npz")
-    assert all(before.params[k].tobytes() == after.params[k].tobytes() for k in before.params)
+    assert before.theta.tobytes() == after.theta.tobytes()
 
 
 @pytest.mark.skipif(len(fastmlp.BACKENDS) < 2, reason="needs two backends")
@@ -203,3 +218,82 @@ def test_a_failed_write_is_reported_plainly(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert f"could not write the results to {out}: [Errno 28] No space left" in err
     assert fastmlp.MLP.load(out / "model.npz")  # what was written before is whole
+
+
+def test_a_folder_holding_a_run_is_not_overwritten_by_accident(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out)) == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert main(quick(out)) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run (checkpoint.npz, model.npz, history.json" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert (out / "checkpoint.npz").read_bytes() == before
+    assert main(quick(out, "--overwrite", "--seed", "1")) == 0
+    assert (out / "checkpoint.npz").read_bytes() != before
+    assert main(quick(out, "--overwrite", "--resume")) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_cannot_be_written(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    (out / "checkpoint.npz").mkdir(parents=True)           # a folder in the way: refused first
+    assert main(quick(out)) == 2
+    assert "checkpoint.npz exists and is not a regular file" in capsys.readouterr().err
+    (out / "checkpoint.npz").rmdir()
+    import fastmlp.checkpoint as cp
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cp, "save_checkpoint", disk_full)  # full disk in the middle
+    assert main(quick(out)) == 0
+    err = capsys.readouterr().err
+    assert "could not write the checkpoint" in err and "training goes on" in err
+    assert "2 checkpoint write(s) failed" in err
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["columns"]["epoch"]) == 4                      # the run went on
+    assert fastmlp.MLP.load(out / "model.npz")
+
+
+def test_a_hand_edited_checkpoint_is_refused_with_the_reason(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out)) == 0
+    model, extra, arrays = fastmlp.MLP.load(out / "checkpoint.npz", return_extra=True)
+    for edit, expected in [
+        (lambda e: e["history"]["columns"]["train_loss"].pop(), "does not hold 4 values"),
+        (lambda e: e["history"]["columns"]["epoch"].__setitem__(0, "zero"), "not a finite number"),
+        (lambda e: e.__setitem__("epoch", 3), "disagrees with its history of 4"),
+        (lambda e: e.__setitem__("optimizer_step", -1), "step count -1"),
+        (lambda e: e["settings"].pop("lr"), "settings are missing or incomplete"),
+    ]:
+        changed = json.loads(json.dumps(extra))
+        edit(changed)
+        model.save(out / "checkpoint.npz", extra=changed, extra_arrays=arrays)
+        capsys.readouterr()
+        assert main(quick(out, "--resume")) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and expected in err, (expected, err)
+
+
+@pytest.mark.skipif("numba" not in fastmlp.BACKENDS, reason="numba is not installed")
+def test_ctrl_c_during_the_first_compilation_ends_as_any_ctrl_c(tmp_path):
+    """SIGINT a few seconds into a cold compile: numba's compiler must not see it (it can
+    swallow it and break), the run stops once compiled, exit 130, what exists written."""
+    out = tmp_path / "run"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cold-cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "fastmlp", "train", "--data", "circles",
+                             "--hidden", "5", "--backend", "numba", "--epochs", "3",
+                             "--no-progress", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stderr.readline()               # printed just before training (and compiling)
+    assert line.startswith("fastmlp: MLP("), line
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "no compiled object" not in err
+    assert "fastmlp: interrupted (Ctrl-C); keeping the 0 completed epoch(s)" in err
+    assert json.loads((out / "history.json").read_text())["interrupted"]
+    assert fastmlp.MLP.load(out / "model.npz").layers == (2, 5, 2)

@@ -16,38 +16,41 @@ class Faulty(fastmlp.Backend):
         self.name = self.inner.name
         self.where, self.at, self.fault, self.calls = where, at, fault, 0
 
-    def _maybe(self, where, params, when):
+    def _maybe(self, where, model, when):
         if where == self.where and self.calls == self.at:
-            self.fault(params, when)
+            self.fault(model.params, when)
 
-    def logits(self, params, X):
-        return self.inner.logits(params, X)
+    def logits(self, model, X):
+        return self.inner.logits(model, X)
 
-    def loss_and_grads(self, params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0), wrt_input=False):
-        return self.inner.loss_and_grads(params, X, y, l1, l2, wrt_input)
+    def loss_and_grads(self, model, X, y, wrt_input=False):
+        return self.inner.loss_and_grads(model, X, y, wrt_input)
 
-    def train_steps(self, params, *args, **kwargs):
+    def prepare(self, *args, **kwargs):
+        return self.inner.prepare(*args, **kwargs)
+
+    def train_steps(self, model, *args, **kwargs):
         self.calls += self.where == "train_steps"
-        self._maybe("train_steps", params, "before")
-        stats = self.inner.train_steps(params, *args, **kwargs)
-        self._maybe("train_steps", params, "after")
+        self._maybe("train_steps", model, "before")
+        stats = self.inner.train_steps(model, *args, **kwargs)
+        self._maybe("train_steps", model, "after")
         return stats
 
-    def evaluate(self, params, X, y):
+    def evaluate(self, model, X, y):
         self.calls += self.where == "evaluate"
-        self._maybe("evaluate", params, "before")
-        return self.inner.evaluate(params, X, y)
+        self._maybe("evaluate", model, "before")
+        return self.inner.evaluate(model, X, y)
 
 
 def run(backend, epochs=5, on_epoch_end=None, **kwargs):
     """Train on a small split, keeping a copy of the weights after every completed epoch."""
     X, y = make_data(90, 4, 3, seed=5)
     split = fastmlp.datasets.split(X, y)
-    model = fastmlp.MLP((4, 6, 3), l2=(1e-3, 1e-3), dtype="float64")
-    snapshots = [model.copy_params()]
+    model = fastmlp.MLP((4, 6, 5, 3), activation=("relu", "tanh"), l2=1e-3, dtype="float64")
+    snapshots = [(model.theta.copy(), 0)]
 
     def keep(epoch, history):
-        snapshots.append(model.copy_params())
+        snapshots.append((model.theta.copy(), history.optimizer_state.step))
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
 
@@ -59,8 +62,8 @@ def run(backend, epochs=5, on_epoch_end=None, **kwargs):
     return model, history, snapshots
 
 
-def same(params, other):
-    return all(params[k].tobytes() == other[k].tobytes() for k in params)
+def same(model, snapshot):
+    return model.theta.tobytes() == snapshot[0].tobytes()
 
 
 def poison_weights(params, when):
@@ -70,7 +73,7 @@ def poison_weights(params, when):
 
 def poison_loss(params, when):
     if when == "before":  # the backend itself must see the non-finite loss and stop
-        params["W2"][...] = np.nan  # (in W1, a ReLU written `x if x > 0 else 0` hides NaN)
+        params["W1"][...] = np.nan  # through the ReLU too: no backend may hide a NaN
 
 
 @pytest.mark.parametrize("fault, step", [(poison_weights, "last"), (poison_loss, 0)],
@@ -83,9 +86,12 @@ def test_divergence_in_a_later_epoch_keeps_the_last_good_epoch(backend, fault, s
     steps = fastmlp.ops.n_batches(n_train, 8)
     expected_step = steps - 1 if step == "last" else step
     assert (exc.epoch, exc.step) == (2, expected_step)
-    assert f"diverged at epoch 3, step {expected_step + 1} of {steps}" in str(exc)
+    what = "the weights became non-finite by" if step == "last" else \
+        "the loss became non-finite at"
+    assert f"{what} step {expected_step + 1} of epoch 3" in str(exc)
     assert len(exc.history) == 2 and not exc.history.interrupted
-    assert same(model.params, snapshots[2])  # the weights after the 2nd epoch, bit for bit
+    assert same(model, snapshots[2])  # the weights after the 2nd epoch, bit for bit
+    assert exc.history.optimizer_state.step == snapshots[2][1] == 2 * steps
 
 
 def interrupt(params, when):
@@ -109,30 +115,39 @@ def test_ctrl_c_anywhere_keeps_model_and_history_in_step(backend, where):
         done = 2
     assert isinstance(history, fastmlp.History) and history.interrupted
     assert len(history) == done and history["epoch"] == list(range(done))
-    assert same(model.params, snapshots[done])
+    assert same(model, snapshots[done])
+    assert history.optimizer_state.step == snapshots[done][1]
 
 
-def test_resume_from_a_checkpoint_ends_with_the_same_weights(backend, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_resume_from_a_checkpoint_ends_with_the_same_weights(backend, tmp_path, optimizer):
+    from fastmlp.checkpoint import load_checkpoint, save_checkpoint
+
     X, y = make_data(90, 4, 3, seed=6)
     path = tmp_path / "checkpoint.npz"
 
     def new_model():
-        return fastmlp.MLP((4, 6, 3), l1=(1e-4, 0.0), dtype="float32", seed=3)
+        return fastmlp.MLP((4, 6, 5, 3), activation="tanh", l1=(1e-4, 0.0, 1e-4),
+                           dtype="float32", seed=3)
 
-    settings = dict(backend=backend, epochs=6, batch_size=7, lr=0.4, seed=3, progress=False)
+    settings = dict(backend=backend, epochs=6, batch_size=7, lr=0.4 if optimizer == "sgd"
+                    else 0.01, optimizer=optimizer, seed=3, progress=False)
     full = new_model()
     full_history = fastmlp.train(full, (X, y), **settings)
 
     first = new_model()
 
     def checkpoint_then_die(epoch, history):
-        first.save(path, extra={"epoch": epoch + 1, "history": history.to_dict()})
+        save_checkpoint(path, first, history)
         if epoch == 3:
             raise KeyboardInterrupt
 
     fastmlp.train(first, (X, y), on_epoch_end=checkpoint_then_die, **settings)
-    model, extra = fastmlp.MLP.load(path, return_extra=True)
-    history = fastmlp.History.from_dict(extra["history"])
-    fastmlp.train(model, (X, y), start_epoch=extra["epoch"], history=history, **settings)
-    assert same(model.params, full.params)
+    model, history, _ = load_checkpoint(path)
+    assert len(history) == 4 and history.optimizer_state.step == 4 * 13     # ceil(90 / 7)
+    fastmlp.train(model, (X, y), start_epoch=len(history), history=history, **settings)
+    assert model.theta.tobytes() == full.theta.tobytes()
     assert history["train_loss"] == full_history["train_loss"]
+    assert history.optimizer_state.buffers.keys() == full_history.optimizer_state.buffers.keys()
+    for name, buf in history.optimizer_state.buffers.items():
+        assert buf.tobytes() == full_history.optimizer_state.buffers[name].tobytes()

@@ -16,10 +16,19 @@ from fastmlp.gradcheck import (FD_ROUNDING, FD_RTOL, SEED_CASE, check_gradients,
 PENALTIES = {"l1": (1e-3, 2e-3), "l2": (3e-3, 4e-3)}
 
 
-def small_case(dtype="float64", K=7, layers=(4, 5, 3), seed=0, **penalties):
-    model = fastmlp.MLP(layers, dtype=dtype, seed=seed, **(penalties or PENALTIES))
-    X, y = make_data(K, layers[0], layers[2], seed=seed)
+def small_case(dtype="float64", K=7, layers=(4, 5, 3), seed=0, activation="relu", **penalties):
+    if not penalties:
+        n = len(layers) - 1
+        penalties = {"l1": tuple(1e-3 * (l + 1) for l in range(n)),
+                     "l2": tuple(3e-3 + 1e-3 * l for l in range(n))}
+    model = fastmlp.MLP(layers, activation=activation, dtype=dtype, seed=seed, **penalties)
+    X, y = make_data(K, layers[0], layers[-1], seed=seed)
     return model, X, y
+
+
+def kinks(report):
+    """The report's kinks, summed over the layers."""
+    return sum(relu + l1 for relu, l1 in report.near_kinks)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -27,7 +36,7 @@ def test_every_backend_agrees_with_finite_differences(backend, dtype):
     model, X, y = small_case(dtype)
     report = check_gradients(model, X, y, backend=backend, wrt_input=True)
     assert list(report.checks) == ["W1", "b1", "W2", "b2", "X"]
-    assert report.near_kinks == 0
+    assert kinks(report) == 0
     for name, c in report.checks.items():
         expected_shape = X.shape if name == "X" else model.params[name].shape
         assert c.analytic.shape == c.numeric.shape == expected_shape
@@ -40,11 +49,20 @@ def test_every_backend_agrees_with_finite_differences(backend, dtype):
                                      rel=RTOL[dtype])
 
 
+@pytest.mark.parametrize("layers, activation", [
+    ((4, 3), "relu"), ((4, 5, 3), "tanh"), ((4, 5, 3), "logistic"), ((4, 5, 3), "identity"),
+    ((4, 6, 5, 3), ("tanh", "relu")), ((3, 5, 4, 6, 2), ("logistic", "identity", "tanh"))])
+def test_any_depth_and_activation_agrees_with_finite_differences(backend, layers, activation):
+    model, X, y = small_case(layers=layers, activation=activation, K=9)
+    report = check_gradients(model, X, y, backend=backend, wrt_input=True)
+    assert list(report.checks) == [*model.layout.keys, "X"]
+    assert report.ok(), report.table()
+    assert len(report.near_kinks) == len(layers) - 1
+
+
 def test_float32_model_is_differenced_in_float64():
     m32, X, y = small_case("float32")
-    m64 = fastmlp.MLP(m32.layers, dtype="float64", **PENALTIES)
-    for k, p in m32.params.items():
-        m64.params[k][...] = p
+    m64 = m32.astype("float64")
     X32 = X.astype(np.float32)   # the values the float32 model sees
     r32 = check_gradients(m32, X32, y, wrt_input=True)
     r64 = check_gradients(m64, X32.astype(np.float64), y, wrt_input=True)
@@ -54,16 +72,15 @@ def test_float32_model_is_differenced_in_float64():
 
 def test_the_model_is_left_unchanged(backend):
     model, X, y = small_case()
-    before = model.copy_params()
+    before = model.theta.copy()
     check_gradients(model, X, y, backend=backend, wrt_input=True)
-    for k, p in model.params.items():
-        assert p.tobytes() == before[k].tobytes()
+    assert model.theta.tobytes() == before.tobytes()
 
 
 def test_objective_is_every_backends_J(backend):
     model, X, y = small_case()
     J, _ = fastmlp.gradients(model, X, y, backend=backend)
-    J_fd = objective(model.params, X, y, model.l1, model.l2)
+    J_fd = objective(model, X, y)
     assert J_fd == pytest.approx(J, rel=RTOL["float64"])
 
 
@@ -75,19 +92,23 @@ def buggy(backend, bug):
     class Buggy(base):
         name = f"{backend}+{bug}"
 
-        def loss_and_grads(self, params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0), wrt_input=False):
+        def loss_and_grads(self, model, X, y, wrt_input=False):
+            J, grad, dX = super().loss_and_grads(model, X, y, wrt_input)
+            grads = model.layout.views(grad)
             if bug == "drops the penalty":
-                J, _ = super().loss_and_grads(params, X, y, l1, l2, wrt_input)
-                _, grads = super().loss_and_grads(params, X, y, wrt_input=wrt_input)
-                return J, grads
-            J, grads = super().loss_and_grads(params, X, y, l1, l2, wrt_input)
-            if bug == "one entry off":
+                for W, key, l1, l2 in zip(model.layout.views(model.theta).values(),
+                                          model.layout.keys, (*model.l1, 0), (*model.l2, 0)):
+                    if key.startswith("W"):
+                        grads[key] -= ops.penalty_grad(model.params[key],
+                                                       model.l1[int(key[1:]) - 1],
+                                                       model.l2[int(key[1:]) - 1])
+            elif bug == "one entry off":
                 grads["W1"][1, 2] += grads["W1"].dtype.type(1e-4)
             elif bug == "sum, not mean":
                 grads["b2"] *= X.shape[0]
             elif bug == "transposed W2":   # dL/dW2 = h_s dL/do_aᵀ by mistake (square W2 here)
-                grads["W2"] = grads["W2"].T.copy()
-            return J, grads
+                grads["W2"][...] = grads["W2"].T.copy()
+            return J, grad, dX
 
     return Buggy()
 
@@ -97,17 +118,19 @@ class ForgetsReluDerivative(type(fastmlp.get_backend("numpy"))):
 
     name = "numpy-without-relu'"
 
-    def loss_and_grads(self, params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0), wrt_input=False):
-        J, grads = super().loss_and_grads(params, X, y, l1, l2, wrt_input)
+    def loss_and_grads(self, model, X, y, wrt_input=False):
+        J, grad, dX = super().loss_and_grads(model, X, y, wrt_input)
+        grads = model.layout.views(grad)
+        params = model.params
         K = X.shape[0]
-        o_s = ops.softmax(self.logits(params, X), axis=1)
+        o_s = ops.softmax(self.logits(model, X), axis=1)
         o_s[np.arange(K), y] -= 1
         g_ha = (o_s / K) @ params["W2"]                       # no ⊙ 1[h_a > 0]
-        grads["W1"] = g_ha.T @ X + ops.penalty_grad(params["W1"], l1[0], l2[0])
-        grads["b1"] = g_ha.sum(axis=0)
+        grads["W1"][...] = g_ha.T @ X + ops.penalty_grad(params["W1"], model.l1[0], model.l2[0])
+        grads["b1"][...] = g_ha.sum(axis=0)
         if wrt_input:
-            grads["X"] = g_ha @ params["W1"]
-        return J, grads
+            dX = g_ha @ params["W1"]
+        return J, grad, dX
 
 
 @pytest.mark.parametrize("bug, wrong", [
@@ -139,12 +162,26 @@ def test_kinks_are_counted_and_explain_a_disagreement():
     model.params["W1"][0] = 0.0          # unit 0: h_a = 0 exactly for every example,
     model.params["b1"][0] = 0.0          # where relu' = 0 but (relu(ε) - relu(-ε)) / 2ε = 1/2
     report = check_gradients(model, X, y)
-    assert report.near_kinks == X.shape[0]
+    assert report.near_kinks == ((X.shape[0], 0), (0, 0))
     assert "b1" in report.failures()
     assert "within eps of their kink" in report.table()
+    assert f"layer 1: {X.shape[0]} ReLU pre-activation(s)" in report.table()
     # away from the kink the same unit checks out
     model.params["b1"][0] = 0.5
-    assert check_gradients(model, X, y).near_kinks == 0
+    assert kinks(check_gradients(model, X, y)) == 0
+
+
+def test_kinks_are_counted_per_layer():
+    model, X, y = small_case(layers=(4, 5, 6, 3), l1=(0.0, 0.5, 0.0), l2=0.0)
+    model.params["W2"][2] = 0.0          # layer 2's unit 2: pre-activation exactly 0
+    model.params["b2"][2] = 0.0
+    model.params["W2"][0, :2] = (1e-9, -1e-9)     # two L1-penalized weights within eps of 0
+    report = check_gradients(model, X, y)
+    (relu1, l1_1), (relu2, l1_2), (relu3, l1_3) = report.near_kinks
+    # (more of layer 2 may sit at 0: an example whose first layer is all off gives b2 = 0)
+    assert relu2 >= X.shape[0] and l1_2 == 2
+    assert l1_1 == l1_3 == relu3 == 0                  # no L1 there; the output has no ReLU
+    assert f"layer 2: {relu2} ReLU pre-activation(s), 2 L1-penalized weight(s)" in report.table()
 
 
 def test_l1_at_exactly_zero_weights_uses_sign_0():
@@ -152,7 +189,7 @@ def test_l1_at_exactly_zero_weights_uses_sign_0():
     model, X, y = small_case(l1=(0.5, 0.5), l2=(0.0, 0.0))
     model.params["W2"][:, 0] = 0.0
     report = check_gradients(model, X, y)
-    assert report.near_kinks == 0 and report.ok(), report.table()
+    assert kinks(report) == 0 and report.ok(), report.table()
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -187,6 +224,11 @@ def test_bad_arguments():
     model, X, y = small_case()
     with pytest.raises(ValueError, match="eps"):
         check_gradients(model, X, y, eps=0.0)
+    # a step so small that rounding swamps the difference: the check could not fail
+    with pytest.raises(ValueError, match=r"eps=1e-15 is outside 1e-10..0.01"):
+        check_gradients(model, X, y, eps=1e-15)
+    with pytest.raises(ValueError, match="eps=0.1 is outside"):
+        check_gradients(model, X, y, eps=0.1)
     with pytest.raises(TypeError, match="model"):
         check_gradients(model.params, X, y)
     with pytest.raises(ValueError, match="features"):
@@ -203,7 +245,7 @@ def test_seed_checks_agree_to_6_digits(backend):
     assert result.failures == []
     assert [r.n_examples for r in result.reports] == [1, 10]
     for r in result.reports:
-        assert r.dtype == "float64" and r.near_kinks == 0
+        assert r.dtype == "float64" and kinks(r) == 0
         assert min(c.digits for c in r.checks.values()) >= 6, r.table()
     # the single example has one hidden unit on and one off: both values of relu' are used
     assert sorted(result.reports[0].checks["b1"].analytic != 0) == [False, True]
@@ -234,8 +276,8 @@ def test_cli_gradcheck_other_cases(backend, capsys):
 
 
 def test_cli_gradcheck_fails_with_a_reason(capsys):
-    # a step of 0.1 is far too coarse: truncation error fails the 1e-6 tolerance
-    assert main(["gradcheck", "--eps", "0.1"]) == 1
+    # a step of 0.01 is far too coarse: truncation error fails the 1e-6 tolerance
+    assert main(["gradcheck", "--eps", "0.01"]) == 1
     captured = capsys.readouterr()
     assert "FAILED" in captured.out
     assert "failed their tolerance: " in captured.err and "(K=10)" in captured.err
@@ -247,6 +289,6 @@ def test_cli_gradcheck_help_lists_its_options(capsys):
     with pytest.raises(SystemExit):
         main(["gradcheck", "--help"])
     out = capsys.readouterr().out
-    for option in ("--backend", "--eps", "--hidden", "--batch-size", "--l1", "--l2", "--seed",
-                   "--dtype", "--rtol", "--wrt-input", "--data"):
+    for option in ("--backend", "--eps", "--hidden", "--activation", "--init", "--batch-size",
+                   "--l1", "--l2", "--seed", "--dtype", "--rtol", "--wrt-input", "--data"):
         assert option in out, option

@@ -1,7 +1,8 @@
-"""The numba backend: pinned to the loop and numpy backends, deterministic, dtype-true.
+"""The numba backend: deterministic whatever the threads, dtype-true, NaN-honest, guarded.
 
-Specific to numba (the cross-backend suite covers what every backend shares). Kernels compile
-once per dtype per machine (``cache=True``), so only the first run pays compilation.
+Specific to numba (the cross-backend suites pin every backend to the loop and numpy ones).
+The kernels compile once per dtype and machine (``cache=True``); the networks here are small
+and share those compilations.
 """
 
 from __future__ import annotations
@@ -18,322 +19,386 @@ import pytest
 pytest.importorskip("numba")
 
 import fastmlp  # noqa: E402
-from fastmlp import ops  # noqa: E402
-from fastmlp.backends import get_backend  # noqa: E402
+from fastmlp import optim  # noqa: E402
 from fastmlp.backends import numba as nbmod  # noqa: E402
 
-#: relative error allowed against the loop/numpy backends (max-abs error / max-abs value)
-RTOL = {"float64": 1e-10, "float32": 1e-4}
-#: after whole epochs of training, rounding differences are amplified a little
-RTOL_TRAIN = {"float64": 1e-9, "float32": 1e-3}
+from conftest import RTOL, rel_err  # noqa: E402
 
-DTYPES = ("float64", "float32")
-BATCH_SIZES = (1, 2, 10, 33)
-PENALTIES = {"off": ((0.0, 0.0), (0.0, 0.0)), "on": ((1e-3, 2e-3), (3e-3, 4e-3))}
-#: (d, d_h, m): one hidden unit, two classes, a wide input, an odd hidden width
-SHAPES = ((3, 1, 2), (5, 6, 2), (784, 9, 10), (7, 13, 3))
+numba_be = fastmlp.get_backend("numba")
+numpy_be = fastmlp.get_backend("numpy")
 
-numba_be = get_backend("numba")
-loop_be = get_backend("loop")
-numpy_be = get_backend("numpy")
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(float(np.abs(b).max(initial=0.0)), 1e-30)
-    return float(np.abs(a - b).max(initial=0.0)) / scale
+OPTIMIZERS = tuple(optim.OPTIMIZERS)
+DTYPES = ("float32", "float64")
+#: a deep network mixing every activation; 37 and 23 units are no multiple of a unit block
+#: (4) nor of a work item (16), 21 inputs no multiple of a vector's lanes
+DEEP = ((21, 37, 23, 9, 7, 5), ("relu", "tanh", "logistic", "identity"))
+WORKER_COUNTS = (1, 2, 3, 6)
+#: a minibatch smaller than a head chunk, an odd one, one over two chunks, a whole split
+BATCH_SIZES = (3, 10, 37, 300)
+N = 300
 
 
-def make_problem(shape, dtype, n=33, seed=0):
-    """Params with a dead ReLU unit and a unit whose pre-activation is exactly 0 on some rows."""
-    d, d_h, m = shape
+def problem(dtype, layers=DEEP[0], activation=DEEP[1], n=N, seed=0):
     rng = np.random.default_rng(seed)
-    model = fastmlp.MLP(shape, dtype=dtype, seed=seed)
-    p = model.params
-    p["b1"][...] = rng.uniform(-0.1, 0.1, d_h).astype(dtype)
-    p["b2"][...] = rng.uniform(-0.1, 0.1, m).astype(dtype)
-    X = rng.uniform(0.0, 1.0, (n, d)).astype(dtype)
-    X[min(3, n - 1)] = 0.0                        # every pre-activation of that row is b1
-    if d_h >= 2:
-        p["W1"][0] = np.abs(p["W1"][0])
-        p["b1"][0] = -1e3                         # unit 0 is dead on every row
-        p["W1"][1] = 0.0
-        p["b1"][1] = 0.0                          # unit 1: pre-activation exactly 0
-    else:
-        p["b1"][0] = 0.0                          # the zero row sits exactly at the kink
-    p["W2"][0, 0] = 0.0                           # an exact zero: sign(0) = 0 in the penalty
-    y = rng.integers(0, m, n)
-    return p, X, y
+    model = fastmlp.MLP(layers, activation=activation, l1=1e-4, l2=2e-4, dtype=dtype,
+                        seed=seed)
+    X = rng.normal(size=(n, layers[0])).astype(dtype)
+    y = rng.integers(0, layers[-1], n)
+    return model, X, y
 
 
-def copy(params):
-    return {k: v.copy() for k, v in params.items()}
-
-
-# -- loss, gradients, logits -----------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("K", BATCH_SIZES)
-@pytest.mark.parametrize("pen", sorted(PENALTIES))
-def test_loss_and_grads_match_loop_and_numpy(dtype, shape, K, pen):
-    params, X, y = make_problem(shape, dtype, n=K)
-    l1, l2 = PENALTIES[pen]
-    J, grads = numba_be.loss_and_grads(params, X, y, l1, l2, wrt_input=True)
-    assert isinstance(J, float)
-    assert set(grads) == {"W1", "b1", "W2", "b2", "X"}
-    for ref in (loop_be, numpy_be):
-        J_ref, g_ref = ref.loss_and_grads(params, X, y, l1, l2, wrt_input=True)
-        assert rel_err(J, J_ref) <= RTOL[dtype], ref.name
-        for key, g in g_ref.items():
-            assert grads[key].shape == g.shape
-            assert grads[key].dtype == np.dtype(dtype)
-            assert rel_err(grads[key], g) <= RTOL[dtype], (ref.name, key)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_logits_predict_evaluate_match(dtype, shape):
-    params, X, y = make_problem(shape, dtype, n=300)  # more rows than one ROW_CHUNK
-    logits = numba_be.logits(params, X)
-    assert logits.dtype == np.dtype(dtype) and logits.shape == (300, shape[2])
-    assert rel_err(logits, loop_be.logits(params, X)) <= RTOL[dtype]
-    assert rel_err(logits, numpy_be.logits(params, X)) <= RTOL[dtype]
-    proba = numba_be.predict_proba(params, X)
-    assert proba.dtype == np.dtype(dtype)
-    assert rel_err(proba, numpy_be.predict_proba(params, X)) <= RTOL[dtype]
-    loss, errors = numba_be.evaluate(params, X, y)
-    loss_ref, errors_ref = numpy_be.evaluate(params, X, y)
-    assert isinstance(loss, float) and isinstance(errors, int)
-    assert rel_err(loss, loss_ref) <= RTOL[dtype]
-    assert errors == errors_ref
-
-
-# -- training ----------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("K", BATCH_SIZES)
-@pytest.mark.parametrize("pen", sorted(PENALTIES))
-def test_train_steps_match_numpy(dtype, shape, K, pen):
-    params, X, y = make_problem(shape, dtype, n=70)
-    l1, l2 = PENALTIES[pen]
-    order = ops.epoch_order(70, 1, 0)
-    p_nb, p_np = copy(params), copy(params)
-    s_nb = numba_be.train_steps(p_nb, X, y, order, K, 0.05, l1, l2)
-    s_np = numpy_be.train_steps(p_np, X, y, order, K, 0.05, l1, l2)
-    assert s_nb.n_steps == s_np.n_steps == ops.n_batches(70, K)
-    assert s_nb.failed_step == -1
-    assert s_nb.n_errors == s_np.n_errors
-    assert rel_err(s_nb.loss_sum, s_np.loss_sum) <= RTOL[dtype]
-    for key in params:
-        assert p_nb[key].dtype == np.dtype(dtype)
-        assert rel_err(p_nb[key], p_np[key]) <= RTOL_TRAIN[dtype], key
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("K", (1, 16))
-def test_two_epochs_of_training_match_numpy(dtype, K):
-    X, y = fastmlp.datasets.circles(n=400)
-    results = {}
-    for name in ("numba", "numpy"):
-        model = fastmlp.MLP((2, 32, 2), l1=(1e-4, 1e-4), l2=(1e-4, 1e-4), dtype=dtype, seed=3)
-        hist = fastmlp.train(model, (X, y), backend=name, epochs=2, batch_size=K, lr=0.1,
-                             seed=5, progress=False)
-        results[name] = (model.params, hist)
-    (p_nb, h_nb), (p_np, h_np) = results["numba"], results["numpy"]
-    for key in p_nb:
-        assert rel_err(p_nb[key], p_np[key]) <= RTOL_TRAIN[dtype], key
-    assert h_nb["train_error"] == h_np["train_error"]
-    assert rel_err(h_nb["train_loss"], h_np["train_loss"]) <= RTOL_TRAIN[dtype]
-
-
-@pytest.mark.parametrize("K", (1, 3, 10))
-def test_progress_chunks_give_the_same_bits(K):
-    """The trainer's progress bar cuts epochs into chunks: the arithmetic must not change."""
-    X, y = fastmlp.datasets.circles(n=5000)
-    params = []
-    for progress in (False, True):
-        model = fastmlp.MLP((2, 16, 2), l1=(1e-4, 0), l2=(0, 1e-4), dtype="float32", seed=1)
-        fastmlp.train(model, (X, y), backend="numba", epochs=1, batch_size=K, progress=progress)
-        params.append(model.params)
-    for key in params[0]:
-        assert params[0][key].tobytes() == params[1][key].tobytes()
-
-
-@pytest.mark.parametrize("K", (1, 16))
-def test_non_finite_loss_stops_before_the_update(K):
-    params, X, y = make_problem((5, 6, 3), "float64", n=40)
-    params["b2"][1] = np.inf                        # every logit row holds inf: loss is NaN
-    before = copy(params)
-    stats = numba_be.train_steps(params, X, y, np.arange(40), K, 0.1)
-    assert stats.failed_step == 0 and stats.n_steps == 0 and stats.loss_sum == 0.0
-    for key in params:
-        assert params[key].tobytes() == before[key].tobytes()
-
-
-def test_failure_midway_is_reported_at_the_same_step_as_numpy():
-    params, X, y = make_problem((5, 6, 3), "float64", n=200)
-    X[50] = np.inf                                  # the minibatch holding row 50 fails
-    order = np.arange(200)
-    p_nb, p_np = copy(params), copy(params)
-    s_nb = numba_be.train_steps(p_nb, X, y, order, 4, 0.1)
-    with np.errstate(all="ignore"):
-        s_np = numpy_be.train_steps(p_np, X, y, order, 4, 0.1)
-    assert s_np.failed_step == s_nb.failed_step == s_nb.n_steps == 12
-    assert s_nb.n_errors == s_np.n_errors
-    assert rel_err(s_nb.loss_sum, s_np.loss_sum) <= RTOL["float64"]
-    for key in params:
-        assert rel_err(p_nb[key], p_np[key]) <= RTOL_TRAIN["float64"], key
-
-
-# -- determinism --------------------------------------------------------------------------------
-
-def _digest(params):
+def digest(*arrays):
     h = hashlib.sha256()
-    for key in ops.PARAM_KEYS:
-        h.update(np.ascontiguousarray(params[key]).tobytes())
-    return h.hexdigest()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
-def _train_digest(dtype, K, n=600, d=50):
-    rng = np.random.default_rng(7)
-    X = rng.random((n, d)).astype(dtype)
-    y = rng.integers(0, 10, n)
-    model = fastmlp.MLP((d, 37, 10), l1=(1e-4, 1e-4), l2=(1e-4, 1e-4), dtype=dtype, seed=2)
-    stats = numba_be.train_steps(model.params, X, y, ops.epoch_order(n, 0, 0), K, 0.1,
-                                 model.l1, model.l2)
-    return _digest(model.params) + f" {stats.loss_sum!r} {stats.n_errors}"
+def train_with_workers(model, X, y, order, batch_size, optimizer, n_workers, lr=0.05):
+    """One training call on exactly ``n_workers`` workers, through the wrapper's helper."""
+    state = optim.get_optimizer(optimizer).init_state(model.n_params, model.dtype)
+    n_steps = -(-len(order) // batch_size)
+    stats = nbmod._train_minibatches(nbmod._network_arrays(model), *nbmod._penalties(model),
+                                     X, y, order, batch_size,
+                                     nbmod._rule(state, model.dtype, lr, n_steps), n_workers)
+    return stats, state
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_same_seed_same_bits(dtype):
-    assert _train_digest(dtype, 32) == _train_digest(dtype, 32)
+# -- determinism ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+def test_bits_do_not_depend_on_the_worker_count(optimizer, batch_size):
+    """Work is split into fixed items that the workers claim in any order: 1 (the serial
+    path), 2, 3 or 6 workers (more than the threads) give the same bits."""
+    model, X, y = problem("float32")
+    order = fastmlp.ops.epoch_order(N, 0, 0)
+    results = set()
+    for n_workers in WORKER_COUNTS:
+        m = model.copy()
+        stats, state = train_with_workers(m, X, y, order, batch_size, optimizer, n_workers)
+        results.add((digest(m.theta, *state.buffers.values()), stats))
+    assert len(results) == 1
 
 
-def test_thread_count_does_not_change_bits_in_process():
-    import numba
-
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs at least 2 numba threads")
-    old = numba.get_num_threads()
-    try:
-        digests = []
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            digests.append([_train_digest("float32", K) for K in (1, 9, 32, 150)])
-        assert digests[0] == digests[1]
-    finally:
-        numba.set_num_threads(old)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("K", (2, 9, 32, 150))
-def test_serial_and_parallel_paths_give_the_same_bits(dtype, K):
-    """The wrapper picks the path by batch size and thread count, and splits the hidden units
-    into one share per thread: none of it may change a bit (23 units: 6 blocks, shared by
-    1, 2, 3, 4 or 6 work items)."""
-    rng = np.random.default_rng(4)
-    X = rng.random((300, 40)).astype(dtype)
-    y = rng.integers(0, 10, 300)
-    out = []
-    for parallel, n_items in ((False, 1), (True, 1), (True, 2), (True, 3), (True, 4), (True, 9)):
-        model = fastmlp.MLP((40, 23, 10), l1=(1e-4, 1e-4), l2=(1e-4, 1e-4), dtype=dtype, seed=2)
-        p = model.params
-        stats = nbmod._train_steps(p["W1"], p["b1"], p["W2"], p["b2"], X, y,
-                                   ops.epoch_order(300, 0, 0), K, p["W1"].dtype.type(0.1),
-                                   *nbmod._penalty_scalars(p, model.l1, model.l2), parallel,
-                                   n_items)
-        out.append((_digest(p), stats))
-    assert all(o == out[0] for o in out[1:])
+@pytest.mark.parametrize("n", (1, 255, 256, 700))
+def test_logits_bits_do_not_depend_on_the_worker_count(n):
+    model, X, _ = problem("float32", n=n)
+    network = nbmod._network_arrays(model)
+    outs = {digest(nbmod._logits(network, X, w)) for w in WORKER_COUNTS}
+    assert len(outs) == 1
 
 
 _SUBPROCESS = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
-    from test_numba_backend import _train_digest, numba_be
-    import numba
-    X = None
+    import numba, numpy as np
+    import fastmlp
+    from test_numba_backend import problem, digest
     print(numba.get_num_threads())
     for dtype in ("float32", "float64"):
-        for K in (1, 9, 32, 150):
-            print(_train_digest(dtype, K))
+        for optimizer in fastmlp.optim.OPTIMIZERS:
+            for K in (1, 10, 37):
+                model, X, y = problem(dtype)
+                fastmlp.train(model, (X, y), backend="numba", epochs=2, batch_size=K,
+                              optimizer=optimizer, lr=0.05, progress=False)
+                print(dtype, optimizer, K, digest(model.theta))
 """)
 
 
-def test_thread_count_does_not_change_bits_across_processes():
+def test_bits_do_not_depend_on_numba_num_threads():
+    """Whole training runs in fresh processes with NUMBA_NUM_THREADS=1 and 2."""
     script = _SUBPROCESS.format(tests=os.path.dirname(os.path.abspath(__file__)))
     outputs = []
     for threads in ("1", "2"):
         env = dict(os.environ, NUMBA_NUM_THREADS=threads)
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                              text=True, timeout=600)
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 0, out.stderr[-3000:]
         lines = out.stdout.split("\n")
         assert lines[0] == threads
         outputs.append(lines[1:])
     assert outputs[0] == outputs[1]
 
 
-# -- dtype discipline, imports, compilation --------------------------------------------------------
+@pytest.mark.parametrize("batch_size", (1, 10))
+def test_calls_cut_at_minibatch_boundaries_give_the_same_bits(batch_size):
+    """The trainer cuts epochs into chunks for its progress bar: every call leaves no update
+    pending, so the cut changes nothing."""
+    model, X, y = problem("float32")
+    order = fastmlp.ops.epoch_order(N, 0, 0)
+    whole, cut = model.copy(), model.copy()
+    s_whole = optim.Adam().init_state(model.n_params, model.dtype)
+    s_cut = optim.Adam().init_state(model.n_params, model.dtype)
+    numba_be.train_steps(whole, X, y, order, batch_size, 0.01, s_whole)
+    at = 13 * batch_size
+    numba_be.train_steps(cut, X, y, order[:at], batch_size, 0.01, s_cut)
+    numba_be.train_steps(cut, X, y, order[at:], batch_size, 0.01, s_cut)
+    assert s_whole.step == s_cut.step
+    assert digest(whole.theta, *s_whole.buffers.values()) == digest(cut.theta,
+                                                                   *s_cut.buffers.values())
+
+
+# -- the same results as the numpy backend ---------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("batch_size", (1, 2, 10, 33))
+def test_training_matches_numpy(optimizer, batch_size):
+    model, X, y = problem("float64")
+    order = fastmlp.ops.epoch_order(N, 1, 0)
+    results = {}
+    for be in (numba_be, numpy_be):
+        m = model.copy()
+        state = optim.get_optimizer(optimizer).init_state(m.n_params, m.dtype)
+        stats = be.train_steps(m, X, y, order, batch_size, 0.05, state)
+        results[be.name] = (m.theta, stats, state)
+    (t_nb, s_nb, st_nb), (t_np, s_np, st_np) = results["numba"], results["numpy"]
+    assert s_nb.n_steps == s_np.n_steps == st_nb.step == -(-N // batch_size)
+    assert s_nb.n_errors == s_np.n_errors
+    assert rel_err(s_nb.loss_sum, s_np.loss_sum) <= RTOL["float64"]
+    assert rel_err(t_nb, t_np) <= RTOL["float64"]
+    for key in st_np.buffers:
+        assert rel_err(st_nb.buffers[key], st_np.buffers[key]) <= RTOL["float64"], key
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logits_and_gradients_match_numpy(dtype):
+    model, X, y = problem(dtype, n=300)
+    assert rel_err(numba_be.logits(model, X), numpy_be.logits(model, X)) <= RTOL[dtype]
+    J, grad, dX = numba_be.loss_and_grads(model, X[:37], y[:37], wrt_input=True)
+    J_ref, grad_ref, dX_ref = numpy_be.loss_and_grads(model, X[:37], y[:37], wrt_input=True)
+    assert rel_err(J, J_ref) <= RTOL[dtype]
+    assert rel_err(grad, grad_ref) <= RTOL[dtype]
+    assert rel_err(dX, dX_ref) <= RTOL[dtype]
+
+
+def test_a_batch_larger_than_the_data_allocates_for_the_data():
+    model, X, y = problem("float32", layers=(20, 8, 3), activation="relu", n=200)
+    before = model.theta.copy()
+    history = fastmlp.train(model, (X, y), backend="numba", epochs=2, batch_size=20_000_000,
+                            progress=False)
+    assert len(history.rows) == 2
+    assert not np.array_equal(model.theta, before)
+    assert np.isfinite(model.theta).all()
+
+
+# -- NaN, dtypes -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layer", (1, 2, 4))
+@pytest.mark.parametrize("batch_size", (1, 10))
+def test_a_nan_weight_makes_logits_and_loss_nan(layer, batch_size):
+    """NaN must propagate: through a ReLU that would clip it, a tanh, a logistic; the step
+    whose loss is NaN is not taken."""
+    model, X, y = problem("float32")
+    model.params[f"W{layer}"][0, 0] = np.nan
+    assert np.isnan(numba_be.logits(model, X)).all()
+    loss, _ = numba_be.evaluate(model, X, y)
+    assert np.isnan(loss)
+    before = model.theta.copy()
+    state = optim.SGD().init_state(model.n_params, model.dtype)
+    stats = numba_be.train_steps(model, X, y, np.arange(N), batch_size, 0.1, state)
+    assert stats.failed_step == 0 and stats.n_steps == 0 and state.step == 0
+    assert digest(model.theta) == digest(before)
+
+
+def test_a_non_finite_loss_midway_stops_where_numpy_stops():
+    model, X, y = problem("float64")
+    X[50] = np.inf
+    results = {}
+    for be in (numba_be, numpy_be):
+        m = model.copy()
+        with np.errstate(all="ignore"):
+            results[be.name] = be.train_steps(m, X, y, np.arange(N), 4, 0.1,
+                                              optim.Momentum().init_state(m.n_params,
+                                                                          m.dtype)), m
+    (s_nb, m_nb), (s_np, m_np) = results["numba"], results["numpy"]
+    assert s_nb.failed_step == s_np.failed_step == s_nb.n_steps == 12
+    assert rel_err(m_nb.theta, m_np.theta) <= RTOL["float64"]
+
 
 def test_float32_is_float32_throughout():
-    params, X, y = make_problem((5, 6, 3), "float32", n=20)
-    _, grads = numba_be.loss_and_grads(params, X, y, wrt_input=True)
-    assert all(g.dtype == np.float32 for g in grads.values())
-    numba_be.train_steps(params, X, y, np.arange(20), 4, 0.1, (1e-3, 1e-3), (1e-3, 1e-3))
-    assert all(p.dtype == np.float32 for p in params.values())
-    # no float -> double conversion in the arithmetic compiled for float32 (fresh, uncached
-    # dispatchers of the same functions, so that the LLVM IR is available)
-    import numba
-    from numba import types as t
+    model, X, y = problem("float32")
+    assert numba_be.logits(model, X).dtype == np.float32
+    _, grad, dX = numba_be.loss_and_grads(model, X, y, wrt_input=True)
+    assert grad.dtype == dX.dtype == np.float32
+    state = optim.Adam().init_state(model.n_params, model.dtype)
+    numba_be.train_steps(model, X, y, np.arange(N), 10, 0.01, state)
+    assert model.theta.dtype == np.float32
+    assert all(b.dtype == np.float32 for b in state.buffers.values())
 
-    f32, i64 = t.float32, t.int64
-    mat, vec, idx = t.Array(f32, 2, "C"), t.Array(f32, 1, "C"), t.Array(i64, 1, "C")
-    kernels = {
-        nbmod._hidden_block: (mat, vec, mat, idx, i64, i64, i64, i64, mat),
-        nbmod._w1_block_grad: (mat, mat, idx, i64, i64, i64, i64, mat, t.boolean),
-        nbmod._w1_row_grad: (mat, mat, idx, i64, vec),
-        nbmod._sgd_row: (mat, i64, vec, f32, f32, f32),
+
+def test_float32_kernels_do_no_float64_arithmetic():
+    """No float -> double conversion in the arithmetic compiled for float32 (fresh, uncached
+    compilations of the kernels, so that their LLVM IR can be read)."""
+    import numba
+
+    from fastmlp.backends.numba import _layers, _update
+
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    W, IN, D = (rng.normal(size=s).astype(f32) for s in ((6, 21), (9, 21), (9, 6)))
+    b, G = np.zeros(6, f32), np.zeros((4, 21), f32)
+    rows = np.arange(9)
+    h = np.array([0.1, 0.9, 0.9, 0.1, 0.999, 0.001, 1e-8], f32)
+    calls = {
+        _layers.forward_block: (W, b, IN, rows, 0, 9, 0, 6, np.zeros((9, 6), f32)),
+        _layers.weight_grad_block: (D, IN, rows, 0, 9, 0, 4, G),
+        _layers.backprop_block: (D, W, 0, 9, np.zeros((9, 21), f32)),
+        _layers.activate: (IN, 0, 9, 0, 21, 2),
+        _layers.times_derivative: (IN, IN.copy(), 0, 9, 1),
+        _update.update_rows: (W, W.copy(), W.copy(), W.copy(), 0, 6, f32(1e-3), f32(1e-3), 3,
+                              h, f32(0.1), f32(0.9)),
     }
-    for kernel, sig in kernels.items():
+    for kernel, args in calls.items():
         options = {k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython")}
         fresh = numba.njit(**options)(kernel.py_func)
-        fresh.compile(sig)
-        ir = fresh.inspect_llvm(sig)
-        assert "fpext float" not in ir, kernel.py_func.__name__
+        fresh(*args)
+        ir = fresh.inspect_llvm(fresh.signatures[0])
+        assert "fpext float" not in ir and "fpext <" not in ir, kernel.py_func.__name__
 
 
-def test_float32_differs_from_float64():
-    """float32 results are rounded to float32, not float64 results cast at the end."""
-    p64, X64, y = make_problem((784, 9, 10), "float64", n=33)
-    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
-    X32 = X64.astype(np.float32)
-    J32, _ = numba_be.loss_and_grads(p32, X32, y)
-    J64, _ = numba_be.loss_and_grads(p64, X64, y)
-    J64_from_32, _ = numba_be.loss_and_grads({k: v.astype(np.float64) for k, v in p32.items()},
-                                             X32.astype(np.float64), y)
-    assert J32 != J64_from_32
-    assert abs(J32 - J64_from_32) <= RTOL["float32"] * abs(J64)
+# -- compilation ---------------------------------------------------------------------------------
+
+def _signature_counts():
+    return {name: [len(d.signatures) for d in dispatchers]
+            for name, dispatchers in nbmod.KERNELS.items()}
 
 
-def test_import_fastmlp_does_not_import_numba():
-    code = "import sys, fastmlp; print('numba' in sys.modules, 'fastmlp.backends.numba' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+def test_another_depth_or_activation_compiles_nothing():
+    """Kernel signatures do not depend on the network: after a first call, networks of
+    other depths and activations reuse the same compilations."""
+    for layers, act in (((21, 9, 5), "relu"), DEEP):
+        model, X, y = problem("float32", layers, act)
+        fastmlp.train(model, (X, y), backend="numba", epochs=1, batch_size=10,
+                      progress=False)
+        numba_be.loss_and_grads(model, X, y)
+    before = _signature_counts()
+    for layers, act in (((21, 5), ()), ((21, 3, 4, 5, 6, 7, 5), "tanh"),
+                        ((21, 40, 5), "logistic"), ((21, 17, 5), "identity")):
+        model, X, y = problem("float32", layers, act or "relu")
+        fastmlp.train(model, (X, y), backend="numba", epochs=1, batch_size=10,
+                      optimizer="nesterov", progress=False)
+        numba_be.logits(model, X[::2])              # a non-contiguous view is copied
+        numba_be.loss_and_grads(model, X, y)
+    assert _signature_counts() == before
+
+
+def test_kernels_are_cached_on_disk():
+    for name, dispatchers in nbmod.KERNELS.items():
+        for d in dispatchers:
+            assert type(d._cache).__name__ != "NullCache", name
+
+
+def test_import_fastmlp_compiles_nothing_and_does_not_import_numba():
+    code = ("import sys, fastmlp; print('numba' in sys.modules, "
+            "'fastmlp.backends.numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_numba_is_registered_and_default():
-    assert "numba" in fastmlp.BACKENDS
-    assert fastmlp.fastest_backend() == "numba"
-    assert isinstance(numba_be, nbmod.NumbaBackend)
-
-
-def test_warmup_and_info():
-    seconds = nbmod.warmup("float32")
+def test_warmup_prepare_and_info():
+    seconds = nbmod.warmup("float32", what="training")
     assert isinstance(seconds, float) and seconds >= 0
-    info = nbmod.NumbaBackend.info()
-    assert info["threading_layer"] in ("tbb", "omp", "workqueue")
-    assert info["num_threads"] >= 1 and info["numba"]
-    # cache=True took effect (a second process loads the kernels instead of compiling)
-    assert type(nbmod._train_steps._cache).__name__ != "NullCache"
+    assert numba_be.prepare("float32", 32) == 0.0            # ready: nothing to do
+    assert numba_be.prepare("float32", 1, with_evaluation=False) >= 0.0
+    info = numba_be.info()
+    assert info["numba"] and info["workers"] >= 1 and info["num_threads"] >= 1
+    assert info["fastmath"] == ["contract", "reassoc"]
+    assert info["vector_bytes"] in (32, 64)
+
+
+# -- guards ----------------------------------------------------------------------------------
+
+def test_read_only_inputs_are_copied_not_recompiled():
+    model, X, y = problem("float32")
+    expected = numba_be.logits(model, X)
+    before = _signature_counts()
+    X.flags.writeable = False
+    y.flags.writeable = False
+    model.theta.flags.writeable = False
+    assert digest(numba_be.logits(model, X)) == digest(expected)
+    numba_be.loss_and_grads(model, X, y)
+    assert _signature_counts() == before
+
+
+def test_read_only_parameters_cannot_be_trained():
+    model, X, y = problem("float32")
+    model.theta.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        numba_be.train_steps(model, X, y, np.arange(N), 10, 0.1,
+                             optim.SGD().init_state(model.n_params, model.dtype))
+
+
+@pytest.mark.parametrize("what, match", [
+    ("X dtype", "float32 array with 21 columns"),
+    ("X width", "float32 array with 21 columns"),
+    ("y range", "labels in 0..4"),
+    ("y length", "labels in 0..4"),
+    ("order range", "order must index"),
+    ("batch size", "batch_size must be at least 1"),
+    ("state dtype", "optimizer state does not match"),
+    ("state read-only", "optimizer state does not match"),
+])
+def test_wrong_arrays_get_a_clear_error(what, match):
+    model, X, y = problem("float32")
+    order = np.arange(N)
+    state = optim.Adam().init_state(model.n_params, model.dtype)
+    K = 10
+    if what == "X dtype":
+        X = X.astype(np.float64)
+    elif what == "X width":
+        X = X[:, :-1].copy()
+    elif what == "y range":
+        y = y.copy()
+        y[3] = 5
+    elif what == "y length":
+        y = y[:-1]
+    elif what == "order range":
+        order = order + 1
+    elif what == "batch size":
+        K = 0
+    elif what == "state dtype":
+        state = optim.Adam().init_state(model.n_params, "float64")
+    elif what == "state read-only":
+        state.buffers["exp_avg"].flags.writeable = False
+    before = model.theta.copy()
+    with pytest.raises(ValueError, match=match):
+        numba_be.train_steps(model, X, y, order, K, 0.1, state)
+    assert digest(model.theta) == digest(before)
+
+
+# -- threads and processes around the backend --------------------------------------------------
+
+def _train_deep(seed):
+    """A deep network trained two epochs on 2 threads; returns its weights' bytes (run in this
+    process, in threads, and in forked children)."""
+    import numba
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    model, X, y = problem("float32", seed=seed)
+    fastmlp.train(model, (X, y), backend="numba", epochs=2, batch_size=37, optimizer="adam",
+                  lr=0.01, progress=False)
+    return model.theta.tobytes()
+
+
+def test_a_forked_child_trains_after_the_parent_did():
+    """A multiprocessing pool with the fork start method, after the parent trained on its
+    worker threads: every child trains too, to the parent's bits (no hang, no crash)."""
+    import multiprocessing
+
+    expected = [_train_deep(seed) for seed in (0, 1)]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map_async(_train_deep, [0, 1]).get(timeout=300)
+    assert got == expected
+
+
+def test_several_threads_may_train_at_once():
+    """Python threads calling the backend at the same moment share its worker pool: each
+    call completes, with the bits of the same call made alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = [_train_deep(seed) for seed in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as callers:
+        got = list(callers.map(_train_deep, range(4)))
+    assert got == expected

@@ -38,16 +38,20 @@ _instances = {}
 def get_backend(name):
     """Return the backend called ``name`` (an instance of :class:`Backend`).
 
-    A :class:`Backend` instance is returned as is. Unknown or unavailable names raise
-    ``ValueError`` listing the available ones.
+    ``"auto"`` is the fastest available; a :class:`Backend` instance is returned as is.
+    Unknown or unavailable names raise ``ValueError`` listing the available ones.
     """
     if isinstance(name, Backend):
         return name
+    if name == "auto":
+        name = fastest_backend()
     if not isinstance(name, str):
-        raise TypeError(f"backend must be a name (one of {BACKENDS}), got {name!r}")
+        raise TypeError(f"backend must be a name (one of {BACKENDS}, or 'auto'), "
+                        f"got {name!r}")
     if name not in BACKENDS:
         why = " (its dependency is not installed)" if name in _REGISTRY else ""
-        raise ValueError(f"unknown backend {name!r}{why}; available backends: {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown backend {name!r}{why}; available backends: "
+                         f"{', '.join(BACKENDS)}, or 'auto' for the fastest")
     if name not in _instances:
         module, cls, _ = _REGISTRY[name]
         _instances[name] = getattr(importlib.import_module(module), cls)()

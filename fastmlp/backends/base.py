@@ -1,20 +1,19 @@
 """The interface every backend implements.
 
-A backend is stateless arithmetic on a ``params`` dict (``W1 (d_h, d)``, ``b1 (d_h,)``,
-``W2 (m, d_h)``, ``b2 (m,)``, all one float dtype) and on inputs already validated and
-converted to that dtype by the public wrappers (:mod:`fastmlp.training`,
-:func:`fastmlp.gradients`). Penalties come as ``l1=(lambda_11, lambda_21)`` and
-``l2=(lambda_12, lambda_22)``: one coefficient per weight matrix.
+A backend is stateless arithmetic on a model (a :class:`fastmlp.MLP`: its layers, hidden
+activations, penalties and flat parameter buffer ``model.theta``) and on inputs already
+validated and converted to the model's dtype by the public wrappers (:mod:`fastmlp.training`,
+:meth:`fastmlp.MLP.predict`). Three methods are required:
 
-Three methods are required:
-
-``logits(params, X)``
-    the output pre-activations ``o_a``, shape ``(n, m)``;
-``loss_and_grads(params, X, y, l1, l2, wrt_input)``
-    the minibatch objective ``J`` of the spec and its gradients;
-``train_steps(params, X, y, order, batch_size, lr, l1, l2)``
-    minibatch SGD in place over the examples ``order`` (a slice of an epoch's shuffled
-    order that starts on a minibatch boundary).
+``logits(model, X)``
+    the output pre-activations ``o_a = a^L``, shape ``(n, m)``;
+``loss_and_grads(model, X, y, wrt_input)``
+    the minibatch objective ``J`` of the spec and its gradient, as a flat buffer laid out
+    like ``model.theta`` (and dJ/dX);
+``train_steps(model, X, y, order, batch_size, lr, state)``
+    minibatch training in place over the examples ``order`` (a slice of an epoch's shuffled
+    order that starts on a minibatch boundary), each step taken by ``state.optimizer``
+    (:mod:`fastmlp.optim`), which advances ``state``.
 
 ``predict_proba`` and ``evaluate`` have NumPy defaults built on ``logits``.
 """
@@ -77,44 +76,55 @@ class StepStats(NamedTuple):
 
 
 class Backend(ABC):
-    """Loss, gradients, training and prediction for the one-hidden-layer MLP."""
+    """Loss, gradients, training and prediction for an MLP of any depth."""
 
     #: the registry name ("loop", "numpy", "numba")
     name: str = ""
 
     @abstractmethod
-    def logits(self, params, X):
-        """Output pre-activations ``o_a = W2 relu(W1 x + b1) + b2`` for every row of X, ``(n, m)``."""
+    def logits(self, model, X):
+        """Output pre-activations ``o_a = a^L`` for every row of X, ``(n, m)``."""
 
     @abstractmethod
-    def loss_and_grads(self, params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0), wrt_input=False):
-        """Minibatch objective and its gradients.
+    def loss_and_grads(self, model, X, y, wrt_input=False):
+        """Minibatch objective and its gradient.
 
-        Returns ``(J, grads)``: ``J`` (a Python float) is the mean cross-entropy over the K
-        rows plus ``l1[i]*|Wi|_1 + l2[i]*||Wi||^2``; ``grads`` maps every key of ``params``
-        (and ``"X"``, shape ``(K, d)``, when ``wrt_input``) to dJ/d(that), in the params' dtype.
+        Returns ``(J, grad, dX)``: ``J`` (a Python float) is the mean cross-entropy over the
+        K rows plus ``Σ_l l1_l |W_l|_1 + l2_l ||W_l||^2``; ``grad`` is dJ/dθ, a flat buffer
+        laid out like ``model.theta`` (``model.layout.views(grad)`` names its parts); ``dX``
+        is dJ/dX ``(K, d)`` when ``wrt_input``, else None. All in the model's dtype.
         """
 
     @abstractmethod
-    def train_steps(self, params, X, y, order, batch_size, lr, l1=(0.0, 0.0), l2=(0.0, 0.0)):
-        """Run SGD on consecutive minibatches ``order[i:i+batch_size]``, updating ``params`` in place.
+    def train_steps(self, model, X, y, order, batch_size, lr, state):
+        """Train on consecutive minibatches ``order[i:i+batch_size]``, updating ``model.theta``
+        in place.
 
-        Each step: forward on the gathered minibatch, gradients of J (mean plus penalties),
-        then ``p -= lr * grad`` for every parameter. Returns :class:`StepStats`.
+        Each step: forward on the gathered minibatch, the gradient g of J (mean plus
+        penalties), then one update by ``state.optimizer`` with learning rate ``lr``, which
+        advances ``state`` (its step count and buffers). A step whose loss is not finite is
+        not taken: the call stops there. Returns :class:`StepStats`.
         """
 
-    def predict_proba(self, params, X):
+    def prepare(self, dtype, batch_size, with_evaluation=True, announce=None):
+        """Make ready what ``train_steps`` (and ``evaluate``) will need for this dtype and
+        batch size -- compile or load kernels -- before the first epoch, so that it is never
+        counted as training time; ``announce(message)`` is called first when it will take a
+        while. Returns the seconds spent (nothing to do here)."""
+        return 0.0
+
+    def predict_proba(self, model, X):
         """Softmax of the logits, ``(n, m)``, rows sum to 1."""
-        out = np.empty((X.shape[0], params["b2"].shape[0]), dtype=X.dtype)
+        out = np.empty((X.shape[0], model.n_classes), dtype=X.dtype)
         for start in range(0, X.shape[0], EVAL_CHUNK):
-            out[start:start + EVAL_CHUNK] = ops.softmax(self.logits(params, X[start:start + EVAL_CHUNK]))
+            out[start:start + EVAL_CHUNK] = ops.softmax(self.logits(model, X[start:start + EVAL_CHUNK]))
         return out
 
-    def evaluate(self, params, X, y):
+    def evaluate(self, model, X, y):
         """``(loss_sum, n_errors)``: summed cross-entropy (float) and misclassified count (int)."""
         loss_sum, n_errors = 0.0, 0
         for start in range(0, X.shape[0], EVAL_CHUNK):
-            logits = self.logits(params, X[start:start + EVAL_CHUNK])
+            logits = self.logits(model, X[start:start + EVAL_CHUNK])
             yy = y[start:start + EVAL_CHUNK]
             loss_sum += float(ops.cross_entropy(logits, yy).sum(dtype=np.float64))
             n_errors += int((logits.argmax(axis=1) != yy).sum())

@@ -1,15 +1,14 @@
 """The ``numpy`` backend: the whole minibatch at once, with matrix products.
 
 Rows are examples, so the spec's per-example column equations become, for a minibatch
-``X (K, d)``::
+``X (K, d)`` and ``H^0 = X``::
 
-    H_a = X W1ᵀ + b1        H_s = relu(H_a)        O_a = H_s W2ᵀ + b2
-    G_oa = (softmax(O_a) - onehot(y)) / K
-    dW2 = G_oaᵀ H_s         db2 = Σ_k G_oa
-    G_ha = (G_oa W2) ⊙ 1[H_a > 0]
-    dW1 = G_haᵀ X           db1 = Σ_k G_ha          dX = G_ha W1
+    A^l = H^{l-1} W^lᵀ + b^l,   H^l = f_l(A^l)   (l = 1..L-1),   O_a = H^{L-1} W^Lᵀ + b^L
+    Δ^L = (softmax(O_a) - onehot(y)) / K
+    dW^l = Δ^lᵀ H^{l-1},   db^l = Σ_k Δ^l,   Δ^{l-1} = (Δ^l W^l) ⊙ f'_{l-1}(H^{l-1})
+    dX = Δ^1 W^1
 
-Everything stays in the parameters' dtype (no float64 temporaries in float32 models).
+Everything stays in the model's dtype (no float64 temporaries in float32 models).
 """
 
 from __future__ import annotations
@@ -17,38 +16,46 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..activations import ACTIVATIONS
 from .base import Backend, StepStats, single_threaded_blas
 
 
-def _forward(params, X):
-    h_a = X @ params["W1"].T
-    h_a += params["b1"]
-    h_s = np.maximum(h_a, 0)
-    o_a = h_s @ params["W2"].T
-    o_a += params["b2"]
-    return h_a, h_s, o_a
+def _forward(model, X):
+    """``([H^0, ..., H^{L-1}], O_a)`` for the rows of X."""
+    weights = model.weights()
+    hs = [X]
+    for (W, b), name in zip(weights[:-1], model.activations):
+        a = hs[-1] @ W.T
+        a += b
+        hs.append(ACTIVATIONS[name].function(a))
+    W, b = weights[-1]
+    o_a = hs[-1] @ W.T
+    o_a += b
+    return hs, o_a
 
 
-def _backward(params, X, y, h_a, h_s, o_a, wrt_input):
-    """Gradients of the mean cross-entropy (no penalty) over the K rows."""
-    K = X.shape[0]
-    g_oa = ops.softmax(o_a, axis=1)
-    g_oa[np.arange(K), y] -= 1
-    g_oa *= g_oa.dtype.type(1.0 / K)
-    grads = {"W2": g_oa.T @ h_s, "b2": g_oa.sum(axis=0)}
-    g_ha = g_oa @ params["W2"]
-    g_ha *= h_a > 0
-    grads["W1"] = g_ha.T @ X
-    grads["b1"] = g_ha.sum(axis=0)
-    if wrt_input:
-        grads["X"] = g_ha @ params["W1"]
-    return grads
-
-
-def _add_penalty_grads(grads, params, l1, l2):
-    for i, key in enumerate(ops.WEIGHTS):
-        if l1[i] or l2[i]:
-            grads[key] += ops.penalty_grad(params[key], l1[i], l2[i])
+def _backward(model, hs, o_a, y, wrt_input):
+    """Gradient (flat) of the mean cross-entropy over the K rows, no penalty; and dJ/dX."""
+    weights = model.weights()
+    L = len(weights)
+    K = o_a.shape[0]
+    delta = ops.softmax(o_a, axis=1)
+    delta[np.arange(K), y] -= 1
+    delta *= delta.dtype.type(1.0 / K)
+    grad = np.empty_like(model.theta)
+    grads = model.layout.pairs(grad)
+    dX = None
+    for l in range(L, 0, -1):
+        W, _ = weights[l - 1]
+        dW, db = grads[l - 1]
+        np.matmul(delta.T, hs[l - 1], out=dW)
+        db[...] = delta.sum(axis=0)
+        if l > 1:
+            delta = delta @ W
+            delta *= ACTIVATIONS[model.activations[l - 2]].derivative(hs[l - 1])
+        elif wrt_input:
+            dX = delta @ W
+    return grad, grads, dX
 
 
 class NumpyBackend(Backend):
@@ -57,33 +64,30 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     @single_threaded_blas
-    def logits(self, params, X):
-        return _forward(params, X)[2]
+    def logits(self, model, X):
+        return _forward(model, X)[1]
 
     @single_threaded_blas
-    def loss_and_grads(self, params, X, y, l1=(0.0, 0.0), l2=(0.0, 0.0), wrt_input=False):
-        h_a, h_s, o_a = _forward(params, X)
-        J = float(ops.cross_entropy(o_a, y).mean(dtype=np.float64))
-        J += sum(ops.penalty(params[k], l1[i], l2[i]) for i, k in enumerate(ops.WEIGHTS))
-        grads = _backward(params, X, y, h_a, h_s, o_a, wrt_input)
-        _add_penalty_grads(grads, params, l1, l2)
-        return J, grads
+    def loss_and_grads(self, model, X, y, wrt_input=False):
+        hs, o_a = _forward(model, X)
+        J = float(ops.cross_entropy(o_a, y).mean(dtype=np.float64)) + ops.total_penalty(model)
+        grad, grads, dX = _backward(model, hs, o_a, y, wrt_input)
+        ops.add_penalty_grads(grads, model)
+        return J, grad, dX
 
     @single_threaded_blas
-    def train_steps(self, params, X, y, order, batch_size, lr, l1=(0.0, 0.0), l2=(0.0, 0.0)):
-        lr = params["W1"].dtype.type(lr)
+    def train_steps(self, model, X, y, order, batch_size, lr, state):
         loss_sum, n_errors = 0.0, 0
         for step, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start:start + batch_size]
             Xb, yb = X[idx], y[idx]
-            h_a, h_s, o_a = _forward(params, Xb)
+            hs, o_a = _forward(model, Xb)
             batch_loss = float(ops.cross_entropy(o_a, yb).sum(dtype=np.float64))
             if not np.isfinite(batch_loss):
                 return StepStats(loss_sum, n_errors, step, step)
             loss_sum += batch_loss
             n_errors += int((o_a.argmax(axis=1) != yb).sum())
-            grads = _backward(params, Xb, yb, h_a, h_s, o_a, wrt_input=False)
-            _add_penalty_grads(grads, params, l1, l2)
-            for key, g in grads.items():
-                params[key] -= lr * g
+            grad, grads, _ = _backward(model, hs, o_a, yb, wrt_input=False)
+            ops.add_penalty_grads(grads, model)
+            state.optimizer.step(model.theta, grad, state, lr)
         return StepStats(loss_sum, n_errors, ops.n_batches(len(order), batch_size))

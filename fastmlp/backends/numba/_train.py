@@ -1,0 +1,351 @@
+"""The training kernels: whole epochs (or progress-bar chunks of them) per call.
+
+Minibatches (:func:`minibatch_worker`, on the buffers of :func:`workspace`) run on
+``n_workers`` workers (threads, :mod:`._workers`) that start once per call and go through
+the same steps together. Each step of a network of L layers has L phases, and a phase is a
+fixed list of work items that the workers claim one at a time from shared counters (each
+worker its own slot of them first, then the others': :func:`_claim`):
+
+* one phase per hidden layer l, whose items are fixed groups of :data:`ITEM_UNITS` units --
+  whole rows of ``W_l``. An item first takes the *previous* step's update of its rows
+  (their gradient ``Σ_k δ^l[k, j] h^{l-1}[k]`` is a sum over that minibatch in a fixed
+  order, so no reduction crosses items; the optimizer's state of those rows is updated with
+  them), then computes its units' activations for the current minibatch, the rows going by
+  tiles of :data:`ROW_TILE` through all of the item's unit blocks;
+* one phase for the output layer and the backward pass, whose items are fixed chunks of
+  :data:`HEAD_CHUNK` rows: each computes its logits, loss and output delta, then every
+  hidden delta of its rows (a row's deltas need no other row), and the output layer's
+  gradient of its rows into its own buffer. The worker that finishes the last chunk adds
+  the chunks' sums in chunk order, checks the loss and updates the output layer; meanwhile
+  every worker prefetches the next minibatch's gathered rows of X.
+
+A worker that runs out of items waits (spinning, then yielding) until every item of the
+phase is done, which is all the synchronization there is: well under a microsecond per
+phase instead of a parallel region's launch (2.5 µs with the omp layer, much more on a busy
+machine), and a slow or descheduled worker only delays the one item it holds, because the
+others claim the rest. A worker only ever waits for
+items that a running worker has claimed, so any number of workers on any number of threads
+makes progress. Which worker computes an item changes no arithmetic: the bits are the same
+for any thread count and worker count (one worker is the serial path). The update of a
+hidden layer is taken at the start of the next step (or at the end of the call), so every
+call leaves no update pending.
+
+Batch size 1 (:func:`train_single_examples`, serial) streams each weight matrix once per
+step: the previous example's update of a row, then the next example's dot product with it
+while the row is in cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._compile import HEAD_CHUNK, ITEM_UNITS, ROW_TILE, UNIT_BLOCK, njit
+from ._layers import (activate, backprop_block, bias_grad, forward_block, prefetch_rows,
+                      softmax_delta, times_derivative, weight_grad_block)
+from ._network import (bias, head_chunk, matrix, running_offsets, state_matrix,
+                       sum_chunks, weight)
+from ._simd import (atomic_add, atomic_load, lanes, spin_pause, vfma, vlane, vload, vload_part,
+                    vsplat, vsums)
+from ._update import update_layer_rows, update_rank_one_row, update_rows
+
+#: a step's outcome in ``status``: not reached, loss finite (update taken), loss not finite
+_PENDING, _TAKEN, _FAILED = 0, 1, 2
+
+
+@njit
+def _wait(sync, phase, target):
+    """Spin until ``target`` items of ``phase`` are done (acquire: what their workers wrote
+    is visible afterwards)."""
+    spins = 0
+    while atomic_load(sync, (phase, sync.shape[1] - 1)) < target:
+        spins += 1
+        spin_pause(spins)
+
+
+@njit
+def _claim(sync, phase, n_items, w, v):
+    """The next item of ``phase`` for worker ``w``, trying slot ``v`` first: ``(item,
+    slot)``, item -1 when every item is claimed.
+
+    A phase's items are split into one contiguous slot per worker, each counted by
+    ``sync[phase, slot]``. A worker takes its own slot's items first, then helps the
+    following slots: the same worker updates the same rows of W step after step, so they
+    stay in its core's cache, and a late or descheduled worker's items are still done.
+    """
+    n_slots = sync.shape[1] - 1
+    while v < w + n_slots:
+        slot = v % n_slots
+        i = slot * n_items // n_slots + atomic_add(sync, (phase, slot), 1)
+        if i < (slot + 1) * n_items // n_slots:
+            return i, v
+        v += 1
+    return -1, v
+
+
+@njit(inline=True)
+def _hidden_item(item, W, B, code, IN_prev, rows_prev, D, IN, rows, OUT, S1W, S2W, S1B, S2B,
+                 l1, l2x2, opt, h, step_size, bc2_sqrt, G, GB):
+    """Units ``item * ITEM_UNITS ..`` of a hidden layer: the previous step's update of
+    their rows of ``W`` and ``B`` (when ``rows_prev`` is not empty; ``D`` holds that step's
+    deltas), then their activations for ``rows``. The rows go by tiles of
+    :data:`ROW_TILE`, each tile through all the item's unit blocks while its inputs are in
+    cache. ``G``/``GB``: the worker's scratch for the item's gradient rows."""
+    n_out = W.shape[0]
+    kp = rows_prev.shape[0]
+    kb = rows.shape[0]
+    b = B.reshape((n_out,))
+    u0 = item * ITEM_UNITS
+    u1 = min(u0 + ITEM_UNITS, n_out)
+    if kp > 0:
+        G[:, :] = 0
+        for t0 in range(0, kp, ROW_TILE):
+            t1 = min(t0 + ROW_TILE, kp)
+            for j0 in range(u0, u1, UNIT_BLOCK):
+                weight_grad_block(D, IN_prev, rows_prev, t0, t1, j0, min(j0 + UNIT_BLOCK, u1),
+                                  G[j0 - u0:j0 - u0 + UNIT_BLOCK])
+        bias_grad(D, np.int64(0), kp, u0, u1, GB)
+        update_layer_rows(W, G, S1W, S2W, B, GB, S1B, S2B, u0, u1, l1, l2x2, opt, h,
+                          step_size, bc2_sqrt)
+    if kb > 0:
+        for t0 in range(0, kb, ROW_TILE):
+            t1 = min(t0 + ROW_TILE, kb)
+            for j0 in range(u0, u1, UNIT_BLOCK):
+                forward_block(W, b, IN, rows, t0, t1, j0, min(j0 + UNIT_BLOCK, u1), OUT)
+        activate(OUT, np.int64(0), kb, u0, u1, code)
+
+
+@njit(inline=True)
+def _update_output_layer(step, theta, offs, layers, l1, l2x2, h, opt, sc, s1, s2, n_c, loss_p,
+                         err_p, dW_part, db_part, dWL, dbL, batch_loss, batch_err, status):
+    """The end of a step's head phase (one worker): the loss and error count of the
+    minibatch from its chunks, in chunk order; when the loss is finite, the output layer's
+    gradient (the chunks' partial sums, in chunk order) and its update."""
+    L = layers.shape[0] - 1
+    m = layers[L]
+    n_last = layers[L - 1]
+    loss, errors = sum_chunks(n_c, loss_p, err_p, dW_part, db_part, dWL, dbL)
+    batch_loss[step] = loss
+    batch_err[step] = errors
+    if not np.isfinite(loss):
+        status[step] = _FAILED
+        return
+    update_layer_rows(weight(theta, offs, layers, L), dWL,
+                      state_matrix(s1, offs[L - 1, 0], m, n_last),
+                      state_matrix(s2, offs[L - 1, 0], m, n_last), bias(theta, offs, layers, L),
+                      dbL, state_matrix(s1, offs[L - 1, 1], m, 1),
+                      state_matrix(s2, offs[L - 1, 1], m, 1), np.int64(0), m, l1[L - 1],
+                      l2x2[L - 1], opt, h, sc[step, 0], sc[step, 1])
+    status[step] = _TAKEN
+
+
+@njit
+def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_size, h, opt,
+                     sc, s1, s2, ws):
+    """Worker ``w`` of a minibatch training call (see the module docstring): every step,
+    every phase, the items it claims, with ``ws`` from :func:`workspace` (its own scratch
+    is ``G[w]``/``GB[w]``; every other buffer is shared, each item writing its own part).
+
+    Trains on the minibatches ``order[i:i + batch_size]`` in place; ``h``: the optimizer's
+    scalars (see :mod:`._update`), ``sc[s]``: step s's Adam scalars, ``s1``/``s2``: its flat
+    state buffers (empty when unused). The outcome of each step goes to ``ws``'s
+    ``batch_loss``, ``batch_err`` and ``status`` (:func:`outcome` reads them).
+    """
+    (hoff, doff, H, D, O, dW_part, db_part, loss_p, err_p, dWL, dbL, G, GB, ident, sync,
+     batch_loss, batch_err, status) = ws
+    done = sync.shape[1] - 1                          # sync[phase, done]: items finished
+    n = order.shape[0]
+    L = layers.shape[0] - 1
+    K = min(batch_size, n)
+    n_steps = (n + batch_size - 1) // batch_size
+    Gw = G[w]
+    GBw = GB[w]
+    prev_rows = order[0:0]
+    for step in range(n_steps + 1):
+        start = min(step * batch_size, n)
+        rows = order[start:min(start + batch_size, n)]
+        kb = rows.shape[0]
+        kp = prev_rows.shape[0]
+        cur = step % 2
+        Hc = H[cur]
+        Hp = H[1 - cur]
+        ps = max(step - 1, 0)                          # the step whose update is taken now
+        for l in range(1, L):
+            phase = step * L + l - 1
+            n_out = layers[l]
+            n_in = layers[l - 1]
+            if l == 1:
+                IN_prev, rows_prev, IN, rin = X, prev_rows, X, rows
+            else:
+                IN_prev, rows_prev = matrix(Hp, hoff[l - 1], K, n_in), ident[:kp]
+                IN, rin = matrix(Hc, hoff[l - 1], K, n_in), ident[:kb]
+            W = weight(theta, offs, layers, l)
+            B = bias(theta, offs, layers, l)
+            n_items = (n_out + ITEM_UNITS - 1) // ITEM_UNITS
+            item, v = _claim(sync, phase, n_items, w, w)
+            while item >= 0:
+                _hidden_item(item, W, B, acts[l - 1], IN_prev, rows_prev,
+                             matrix(D, doff[l], K, n_out), IN, rin,
+                             matrix(Hc, hoff[l], K, n_out),
+                             state_matrix(s1, offs[l - 1, 0], n_out, n_in),
+                             state_matrix(s2, offs[l - 1, 0], n_out, n_in),
+                             state_matrix(s1, offs[l - 1, 1], n_out, 1),
+                             state_matrix(s2, offs[l - 1, 1], n_out, 1), l1[l - 1], l2x2[l - 1],
+                             opt, h, sc[ps, 0], sc[ps, 1], Gw, GBw)
+                atomic_add(sync, (phase, done), 1)
+                item, v = _claim(sync, phase, n_items, w, v)
+            _wait(sync, phase, n_items)
+        if step == n_steps:
+            break
+        prefetch_rows(X, order[min(start + batch_size, n):min(start + 2 * batch_size, n)])
+        phase = step * L + L - 1
+        n_c = (kb + HEAD_CHUNK - 1) // HEAD_CHUNK
+        inv_K = theta.dtype.type(1.0 / kb)
+        c, v = _claim(sync, phase, n_c, w, w)
+        while c >= 0:
+            loss_p[c], err_p[c] = head_chunk(c, theta, offs, layers, acts, y, rows, X, Hc, hoff,
+                                             D, doff, K, kb, inv_K, O, dW_part[c], db_part[c],
+                                             ident)
+            if atomic_add(sync, (phase, done), 1) == n_c - 1:       # the last chunk is done
+                _update_output_layer(step, theta, offs, layers, l1, l2x2, h, opt, sc, s1, s2,
+                                     n_c, loss_p, err_p, dW_part, db_part, dWL, dbL, batch_loss,
+                                     batch_err, status)
+                atomic_add(sync, (phase, done), 1)
+            c, v = _claim(sync, phase, n_c, w, v)
+        _wait(sync, phase, n_c + 1)
+        if status[step] != _TAKEN:
+            break
+        prev_rows = rows
+
+
+def workspace(theta, layers, n, batch_size, n_workers):
+    """The buffers of a minibatch training call of ``n`` examples on ``n_workers`` workers,
+    as the tuple :func:`minibatch_worker` takes. Allocated here, in NumPy (nothing to
+    compile), so that a worker never allocates and so never fails halfway through an item."""
+    L = len(layers) - 1
+    dt = theta.dtype
+    K = min(batch_size, n)
+    n_steps = -(-n // batch_size)
+    hidden = np.array([0] + list(layers[1:L]), np.int64) * K
+    hoff = np.zeros(L + 1, np.int64)                  # hidden activations, two steps' worth
+    hoff[1:] = np.cumsum(hidden)
+    doff = np.zeros(L + 2, np.int64)                  # deltas of the step being taken
+    doff[2:] = np.cumsum(np.asarray(layers[1:], np.int64) * K)
+    m, n_last = layers[L], layers[L - 1]
+    n_chunks = -(-K // HEAD_CHUNK)
+    widest = max(layers[:L])
+    return (hoff, doff, np.empty((2, max(hoff[L], 1)), dt), np.empty(doff[L + 1], dt),
+            np.empty((K, m), dt),
+            np.empty((n_chunks, -(-m // UNIT_BLOCK) * UNIT_BLOCK, n_last), dt),
+            np.empty((n_chunks, m), dt), np.empty(n_chunks), np.empty(n_chunks, np.int64),
+            np.empty((m, n_last), dt), np.empty((m, 1), dt),
+            np.empty((n_workers, ITEM_UNITS, widest), dt),
+            np.empty((n_workers, ITEM_UNITS, 1), dt), np.arange(K, dtype=np.int64),
+            np.zeros((L * (n_steps + 1), n_workers + 1), np.int64), np.zeros(n_steps),
+            np.zeros(n_steps, np.int64), np.zeros(n_steps, np.int64))
+
+
+def outcome(ws):
+    """``(loss_sum, n_errors, n_steps, failed)`` of a finished call from its workspace
+    (``failed``: the step whose loss was not finite, where the call stopped before its
+    update, or -1); the losses added in step order, as the other backends do."""
+    batch_loss, batch_err, status = ws[-3:]
+    taken = status == _TAKEN
+    done = len(status) if taken.all() else int(taken.argmin())
+    failed = done if done < len(status) and status[done] == _FAILED else -1
+    loss_sum = float(np.cumsum(batch_loss[:done])[-1]) if done else 0.0
+    return loss_sum, int(batch_err[:done].sum()), done, failed
+
+
+@njit
+def _dot_row(W, j, x):
+    """``W[j] · x`` in four vector accumulators (the tail in a masked one), added across
+    lanes by :func:`._simd.vsums` and then in order."""
+    d = x.shape[0]
+    n = lanes(W)
+    z = vsplat(W.dtype.type(0))
+    a = b = c = e = z
+    d4 = d - d % (4 * n)
+    for i in range(0, d4, 4 * n):
+        a = vfma(vload(W, (j, i)), vload(x, i), a)
+        b = vfma(vload(W, (j, i + n)), vload(x, i + n), b)
+        c = vfma(vload(W, (j, i + 2 * n)), vload(x, i + 2 * n), c)
+        e = vfma(vload(W, (j, i + 3 * n)), vload(x, i + 3 * n), e)
+    for i in range(d4, d, n):
+        a = vfma(vload_part(W, (j, i), d - i), vload_part(x, i, d - i), a)
+    t = vsums((a, b, c, e))
+    return ((vlane(t[0], 0) + vlane(t[0], 1)) + vlane(t[0], 2)) + vlane(t[0], 3)
+
+
+@njit
+def train_single_examples(theta, offs, layers, acts, l1, l2x2, X, y, order, h, opt, sc, s1,
+                          s2):
+    """Batch size 1 (serial): as :func:`minibatch_worker` with one example per step, each
+    layer's update of the previous step taken row by row just before the row's dot product
+    with the next example's input. Returns ``(loss_sum, n_errors, n_steps, failed)``, as
+    :func:`outcome` does."""
+    n = order.shape[0]
+    L = layers.shape[0] - 1
+    dt = theta.dtype
+    zero = dt.type(0)
+    one = dt.type(1)
+    hoff = running_offsets(layers, 1, 1, L - 1)
+    doff = running_offsets(layers, 1, 1, L)
+    H = np.empty((2, max(hoff[L], 1)), dt)
+    D = np.empty(doff[L + 1], dt)
+    m = layers[L]
+    O = np.empty((1, m), dt)
+    loss_sum = 0.0
+    n_errors = 0
+    failed = -1
+    done = 0
+    for step in range(n + 1):
+        prefetch_rows(X, order[min(step + 1, n):min(step + 2, n)])  # while this one runs
+        x = X[order[min(step, n - 1)]]
+        update = step > 0
+        x_prev = X[order[step - 1]] if update else x
+        cur = step % 2
+        ps = max(step - 1, 0)
+        for l in range(1, L + 1):
+            n_out = layers[l]
+            n_in = layers[l - 1]
+            if l == 1:
+                IN = x
+                IN_prev = x_prev
+            else:
+                IN = H[cur, hoff[l - 1]:hoff[l - 1] + n_in]
+                IN_prev = H[1 - cur, hoff[l - 1]:hoff[l - 1] + n_in]
+            OUT = matrix(H[cur], hoff[l], 1, n_out) if l < L else O
+            W = weight(theta, offs, layers, l)
+            B = bias(theta, offs, layers, l)
+            d = D[doff[l]:doff[l] + n_out]
+            S1W = state_matrix(s1, offs[l - 1, 0], n_out, n_in)
+            S2W = state_matrix(s2, offs[l - 1, 0], n_out, n_in)
+            if update:
+                update_rows(B, d.reshape((n_out, 1)), state_matrix(s1, offs[l - 1, 1], n_out, 1),
+                            state_matrix(s2, offs[l - 1, 1], n_out, 1), np.int64(0), n_out,
+                            zero, zero, opt, h, sc[ps, 0], sc[ps, 1])
+            for j in range(n_out):
+                if update:
+                    update_rank_one_row(W, S1W, S2W, j, d[j], IN_prev, l1[l - 1], l2x2[l - 1],
+                                        opt, h, sc[ps, 0], sc[ps, 1])
+                OUT[0, j] = B[j, 0] + _dot_row(W, j, IN)
+            if l < L:
+                activate(OUT, np.int64(0), np.int64(1), np.int64(0), n_out, acts[l - 1])
+        if step == n:
+            break
+        DL = matrix(D, doff[L], 1, m)
+        batch_loss, batch_errors = softmax_delta(O, DL, y, order[step:step + 1], np.int64(0),
+                                                 np.int64(1), one)
+        if not np.isfinite(batch_loss):
+            failed = step
+            break
+        loss_sum += batch_loss
+        n_errors += batch_errors
+        for l in range(L, 1, -1):
+            D_in = matrix(D, doff[l - 1], 1, layers[l - 1])
+            backprop_block(matrix(D, doff[l], 1, layers[l]), weight(theta, offs, layers, l),
+                           np.int64(0), np.int64(1), D_in)
+            times_derivative(D_in, matrix(H[cur], hoff[l - 1], 1, layers[l - 1]), np.int64(0),
+                             np.int64(1), acts[l - 2])
+        done = step + 1
+    return loss_sum, n_errors, done, failed
