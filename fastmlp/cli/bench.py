@@ -51,7 +51,8 @@ def add(sub):
     p.add_argument("--l2", type=nonneg_float, nargs="+", default=[PENALTY], metavar="L",
                    help="L2 penalty: one value for every weight matrix, or one per matrix")
     p.add_argument("--batch-size", type=int_at_least(1), default=32, help="minibatch size K")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point type of the weights and of every computation")
     p.add_argument("--examples", type=int_at_least(1), default=49_000,
                    help="examples in the epoch")
     p.add_argument("--rounds", type=int_at_least(1), default=5,

@@ -38,7 +38,8 @@ def add(sub):
                    help="L1 penalty: one value for every weight matrix, or one per matrix")
     p.add_argument("--l2", type=nonneg_float, nargs="+", default=[seed["l2"]], metavar="L",
                    help="L2 penalty: one value for every weight matrix, or one per matrix")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=seed["dtype"])
+    p.add_argument("--dtype", choices=("float32", "float64"), default=seed["dtype"],
+                   help="floating-point type of the weights and of every computation")
     p.add_argument("--seed", type=int_at_least(0), default=seed["seed"],
                    help="seeds the data split and the initial weights")
     p.add_argument("--eps", type=positive_float, default=seed["eps"],

@@ -53,8 +53,10 @@ def add(sub):
                         "then /usr/share/datasets/fashion-mnist)")
     add_network_arguments(p)
     p.add_argument("--backend", choices=BACKENDS, default=fastest_backend(),
-                   help="computation backend (default: the fastest available)")
-    p.add_argument("--epochs", type=int_at_least(1), default=30)
+                   help="computation backend: loop (the readable reference), numpy, numba; "
+                        "the default is the fastest one installed")
+    p.add_argument("--epochs", type=int_at_least(1), default=30,
+                   help="epochs to train (the schedules spread over them)")
     p.add_argument("--batch-size", type=int_at_least(1), default=32, help="minibatch size K")
     p.add_argument("--lr", type=nonneg_float, default=0.1,
                    help="learning rate (the schedule's base rate)")
@@ -84,7 +86,8 @@ def add(sub):
     p.add_argument("--l2", type=nonneg_float, nargs="+", default=[0.0], metavar="L",
                    help="L2 penalty: one value for every weight matrix, or one per matrix "
                         "(W1 W2 ...)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point type of the weights and of every computation")
     p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seeds the split, the initialization and the shuffles")
     p.add_argument("--eval-train", action="store_true",
