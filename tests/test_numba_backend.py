@@ -89,6 +89,39 @@ def test_logits_bits_do_not_depend_on_the_worker_count(n):
     assert len(outs) == 1
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_in, n_out, K", [(784, 64, 32), (37, 7, 5), (256, 9, 3)])
+def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):
+    """The 4 x 4 tiles (AVX-512) and the 4 x 2 tiles (AVX2) give every element the same
+    sequence of operations, so a machine's tile choice never changes the results."""
+    from fastmlp.backends.numba import _layers
+
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((n_out, n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    IN = rng.standard_normal((50, n_in)).astype(dtype)
+    rows = rng.permutation(50)[:K].astype(np.int64)
+    D = rng.standard_normal((K, n_out)).astype(dtype)
+    outs, grads = [], []
+    for tile, grad_pass, width in ((_layers.forward_tile_4x4, _layers.grad_pass_4x4, 4),
+                                   (_layers.forward_tile_4x2, _layers.grad_pass_4x2, 2)):
+        OUT = np.zeros((K, n_out), dtype)
+        for j in range(0, n_out, 4):
+            rj = [min(j + u, n_out - 1) for u in range(4)]
+            for k in range(0, K, width):
+                tile(W, b, IN, rows, *rj, j, n_out, k, K, OUT)
+        outs.append(OUT)
+        G = np.zeros((4, n_in), dtype)
+        n = _layers.VECTOR_BYTES // np.dtype(dtype).itemsize
+        for i in range(0, n_in - n_in % (4 * n), width * n):
+            grad_pass(D, IN, rows, 0, K, 0, 1, 2, 3, i, G)
+        grads.append(G)
+    assert np.abs(outs[0] - (b + IN[rows] @ W.T)).max() < 1e-3 * n_in
+    assert outs[0].tobytes() == outs[1].tobytes()
+    assert n_in < 4 * n or grads[0].any()
+    assert grads[0].tobytes() == grads[1].tobytes()
+
+
 _SUBPROCESS = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
