@@ -88,7 +88,11 @@ def test_console_script_runs():
 
 def test_train_a_deep_network_with_adam_and_early_stopping(tmp_path, capsys):
     out = tmp_path / "deep"
-    status = main(["train", "--data", "circles", "--hidden", "16", "8", "--activation", "tanh",
+    # overlapping rings: no epoch classifies everything, so the epochs' errors differ
+    X, y = fastmlp.datasets.circles(n=400, noise=0.3, seed=1)
+    points = tmp_path / "points.txt"
+    np.savetxt(points, np.column_stack([X, y]), fmt="%.6f %.6f %d")
+    status = main(["train", "--data", str(points), "--hidden", "16", "8", "--activation", "tanh",
                    "relu", "--init", "glorot", "--optimizer", "adam", "--lr", "0.01",
                    "--schedule", "cosine", "--early-stopping", "--patience", "3", "--epochs",
                    "40", "--l2", "1e-4", "0", "1e-4", "--no-progress", "--out", str(out)])
@@ -101,9 +105,16 @@ def test_train_a_deep_network_with_adam_and_early_stopping(tmp_path, capsys):
                                                 "eps": 1e-8}
     assert history["settings"]["schedule"] == {"name": "cosine"}
     n = len(history["columns"]["epoch"])
-    if history["stopped_early"]:
-        assert n == history["best_epoch"] + 1 + 3
-    assert "best epoch" in capsys.readouterr().out
+    assert history["stopped_early"] and n == history["best_epoch"] + 1 + 3
+    printed = capsys.readouterr().out
+    assert "best epoch" in printed
+    # the summary gives the metrics of the weights written: the best epoch's, not the last's
+    best = history["best_epoch"]
+    assert (f"after {n} epochs, the model of epoch {best + 1}: " in printed)
+    summary = next(line for line in printed.splitlines() if line.startswith("after "))
+    train_error = history["columns"]["train_error"]
+    assert f"{train_error[best]:.2f}" != f"{train_error[-1]:.2f}"
+    assert f"train error {train_error[best]:.2f}%" in summary
 
 
 def test_train_softmax_regression(tmp_path):

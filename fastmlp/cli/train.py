@@ -272,14 +272,18 @@ def _finish(args, out, model, history, saver, status, signum):
         status = 128 + signum if signum else INTERRUPTED   # 130, 143, 129: as the shell
     print(history.table())
     if history.rows:
-        last = history.last
-        summary = [f"train error {last['train_error']:.2f}%"]
+        # the metrics of the weights the model holds: the best epoch's after early stopping
+        kept = history.best_epoch if history.stopped_early else len(history) - 1
+        row = history.rows[kept]
+        summary = [f"train error {row['train_error']:.2f}%"]
         for name in ("valid", "test"):
-            if last.get(f"{name}_error") is not None:
-                summary.append(f"{name} error {last[f'{name}_error']:.2f}% "
-                               f"(accuracy {100 - last[f'{name}_error']:.2f}%)")
+            if row.get(f"{name}_error") is not None:
+                summary.append(f"{name} error {row[f'{name}_error']:.2f}% "
+                               f"(accuracy {100 - row[f'{name}_error']:.2f}%)")
         seconds = sum(history["seconds"])
-        print(f"after {len(history)} epochs: " + ", ".join(summary)
+        print(f"after {len(history)} epochs"
+              + (f", the model of epoch {kept + 1}" if kept != len(history) - 1 else "")
+              + ": " + ", ".join(summary)
               + f"; training took {seconds:.2f} s ({seconds / len(history):.3f} s per epoch)"
               + (f", compiling {history.compile_seconds:.1f} s more"
                  if history.compile_seconds >= 0.5 else ""))
