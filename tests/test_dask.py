@@ -183,3 +183,71 @@ def test_two_threads_per_worker_give_the_serial_scores(two_threads_client):
     serial = GridSearchCV(estimator(), GRID, cv=CV, n_jobs=1, refit=False).fit(X, y)
     search = GridSearchCV(estimator(), GRID, cv=CV, refit=False)
     assert_same_scores(on_the_cluster(two_threads_client, search, X, y), serial)
+
+
+# -- fastmlp sweep on a cluster ----------------------------------------------------------------
+
+SWEEP = ["sweep", "--data", "circles", "--hidden", "4", "8 8", "--lr", "0.1", "0.5",
+         "--epochs", "3", "--batch-size", "16", "--no-progress"]
+
+
+def scores(path):
+    """results.csv without the fit times."""
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k != "mean_fit_seconds"}
+                for row in csv.DictReader(f)]
+
+
+def test_the_sweep_on_the_cluster_gives_the_serial_rows_and_ticks_its_bar(client, monkeypatch):
+    from fastmlp import sweep
+
+    ticks = []
+    tick = sweep._Progress.tick
+    monkeypatch.setattr(sweep._Progress, "tick", lambda self, key: (ticks.append(key),
+                                                                     tick(self, key)))
+    X, y = data()
+    serial = sweep.search(X, y, GRID, base={"epochs": 5, "batch_size": 16}, progress=False)
+    ticks.clear()
+    dask = sweep.search(X, y, GRID, base={"epochs": 5, "batch_size": 16}, client=client,
+                        progress=True)
+    strip = [{k: v for k, v in row.items() if k != "fit_seconds"} for row in serial.rows]
+    assert strip == [{k: v for k, v in row.items() if k != "fit_seconds"} for row in dask.rows]
+    # the workers' events: one per fit; the last ones may still be on their way at the end
+    assert len(ticks) <= 24 and len(ticks) >= 12 and len(set(ticks)) >= 4
+
+
+def test_the_sweep_command_on_a_scheduler_and_on_two_local_workers(client, tmp_path, capsys):
+    from fastmlp import sweep
+    from fastmlp.cli import main
+
+    assert main(SWEEP + ["--workers", "0", "--out", str(tmp_path / "serial")]) == 0
+    address = client.scheduler_info()["address"]
+    assert main(SWEEP + ["--scheduler", address, "--out", str(tmp_path / "remote")]) == 0
+    assert f"on the Dask cluster at {address} (2 workers); numba threads per fit: 1" \
+        in capsys.readouterr().err
+    assert main(SWEEP + ["--workers", "2", "--out", str(tmp_path / "local")]) == 0
+    assert "on a local Dask cluster of 2 worker processes; numba threads per fit: " \
+        f"{max(1, sweep.cores() // 2)}" in capsys.readouterr().err
+    expected = scores(tmp_path / "serial" / "results.csv")
+    assert len(expected) == 4
+    assert scores(tmp_path / "remote" / "results.csv") == expected
+    assert scores(tmp_path / "local" / "results.csv") == expected
+
+
+def test_an_unreachable_scheduler_or_one_without_workers_is_a_clear_error(tmp_path, capsys):
+    from fastmlp.cli import main
+
+    out = ["--out", str(tmp_path / "never")]
+    assert main(SWEEP + ["--scheduler", "tcp://127.0.0.1:1", "--timeout", "1"] + out) == 1
+    err = capsys.readouterr().err
+    assert "fastmlp: error: cannot reach a Dask scheduler at 'tcp://127.0.0.1:1' within 1 s" \
+        in err and "dask scheduler" in err and "Traceback" not in err
+    with distributed.LocalCluster(n_workers=0, dashboard_address=None,
+                                  scheduler_kwargs={"dashboard_address": ":0"},
+                                  silence_logs=logging.ERROR) as empty:
+        assert main(SWEEP + ["--scheduler", empty.scheduler_address, "--timeout", "1"]
+                    + out) == 1
+    assert "has no worker (waited 1 s): start some with `dask worker" in capsys.readouterr().err
+    assert not (tmp_path / "never" / "results.csv").exists()
