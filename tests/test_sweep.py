@@ -138,3 +138,19 @@ def test_a_fit_that_diverges_scores_nan_and_ranks_last():
     assert result.rows[-1]["params"] == {"lr": 1e3}
     assert np.isnan(result.rows[-1]["mean_accuracy"])
     assert "failed" in result.table().splitlines()[-1]
+
+
+def test_workers_that_cannot_import_fastmlp_are_a_clear_error():
+    class Client:                                  # what a cluster without fastmlp answers
+        def scheduler_info(self):
+            return {"workers": {"tcp://w:1": {}}}
+
+        def submit(self, *args, **kwargs):
+            return None
+
+        def gather(self, futures):
+            raise ModuleNotFoundError("No module named 'fastmlp'")
+
+    with pytest.raises(sweep.ClusterError, match="the Dask workers cannot run fastmlp .*No "
+                                                 "module named 'fastmlp'.*install it"):
+        sweep.prepare(Client())
