@@ -248,12 +248,13 @@ class SweepResult:
                  + [format_value(row["params"][n]) for n in names]
                  + [f"{row['fit_seconds']:.2f}"] for row in self.rows]
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
-        lines = ["  ".join(h.rjust(w) if i < 3 else h.ljust(w)
-                           for i, (h, w) in enumerate(zip(head, widths))).rstrip()]
-        for c in cells:
-            lines.append("  ".join(x.rjust(w) if i < 3 or i == len(c) - 1 else x.ljust(w)
-                                   for i, (x, w) in enumerate(zip(c, widths))).rstrip())
-        return "\n".join(lines)
+        numbers = {0, 1, 2, len(head) - 1}          # right-aligned; the parameters left
+
+        def line(texts):
+            return "  ".join(t.rjust(w) if i in numbers else t.ljust(w)
+                             for i, (t, w) in enumerate(zip(texts, widths))).rstrip()
+
+        return "\n".join([line(head)] + [line(c) for c in cells])
 
     def csv_text(self):
         """results.csv: one line per candidate, best first; every grid parameter."""

@@ -26,7 +26,7 @@ SWEPT = {"hidden": "hidden", "activation": "activation", "lr": "lr", "l2": "l2",
 TRAIN_OPTIONS = {"hidden": "--hidden", "activation": "--activation", "lr": "--lr",
                  "l1": "--l1", "l2": "--l2", "batch_size": "--batch-size",
                  "optimizer": "--optimizer", "epochs": "--epochs", "init": "--init",
-                 "schedule": "--schedule", "dtype": "--dtype"}
+                 "schedule": "--schedule", "dtype": "--dtype", "seed": "--seed"}
 
 DESCRIPTION = """\
 A grid search over networks: scikit-learn's GridSearchCV, its fits run by joblib's dask
@@ -188,9 +188,10 @@ def _train_command(args, params, base):
             default = tuple(default) if name == "hidden" else default[0]
         if value == default:
             continue
-        option = TRAIN_OPTIONS.get(name, "--seed")
-        words += [option, *format_value(value).split()] if name == "hidden" and value else \
-            [option] if name == "hidden" else [option, format_value(value)]
+        if name == "hidden":                      # "--hidden" alone: no hidden layer
+            words += ["--hidden", *(format_value(value).split() if value else [])]
+        else:
+            words += [TRAIN_OPTIONS[name], format_value(value)]
     words += ["--out", os.path.join("runs", "best")]
     return " ".join(shlex.quote(w) for w in words)
 
