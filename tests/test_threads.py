@@ -215,3 +215,52 @@ def test_two_threads_fitting_at_once_give_the_serial_results(n_threads):
     serial = [fit(p) for p in problems]
     with ThreadPoolExecutor(max_workers=2) as pool:
         assert list(pool.map(fit, problems)) == serial
+
+
+_EVERY_LAYER = """\
+import multiprocessing, sys
+from concurrent.futures import ThreadPoolExecutor
+import numba
+sys.path.insert(0, {tests!r})
+from test_threads import data, deep
+
+try:
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)      # launches the layer
+except ValueError as exc:                                      # not installed here
+    print("unavailable", exc)
+    raise SystemExit(0)
+
+
+def fit(seed):
+    X, y = data(seed)
+    clf = deep(n_threads=2, random_state=seed, epochs=10).fit(X, y)
+    return clf.model_.theta.tobytes() + clf.predict_proba(X).tobytes()
+
+
+serial = [fit(seed) for seed in range(4)]
+with ThreadPoolExecutor(max_workers=2) as pool:
+    assert list(pool.map(fit, range(4))) == serial, "threads"
+with multiprocessing.get_context("fork").Pool(2) as children:
+    assert children.map_async(fit, range(4)).get(timeout=300) == serial, "forked children"
+print("layer", numba.threading_layer())
+"""
+
+
+@needs_two_threads
+@pytest.mark.parametrize("layer", ["workqueue", "omp", "tbb"])
+def test_every_threading_layer_numba_may_pick_lets_threads_and_forked_children_fit(layer):
+    """numba's layers are launched (set_num_threads does it) but never run the kernels:
+    workqueue's abort on concurrent calls and OpenMP's failure after fork do not apply. Two
+    threads fitting at once on 2 workers each, then forked children after the parent
+    trained, give the serial bits whatever NUMBA_THREADING_LAYER says."""
+    import os
+    import subprocess
+    import sys
+
+    script = _EVERY_LAYER.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=dict(os.environ, NUMBA_THREADING_LAYER=layer), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    if out.stdout.startswith("unavailable"):
+        pytest.skip(f"numba's {layer} threading layer is not installed here")
+    assert out.stdout.split() == ["layer", layer]
