@@ -19,7 +19,7 @@ help:
 
 $(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,sklearn]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,sklearn,dask]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -11,7 +11,7 @@ scikit-learn nor torch; each is imported where it is used. ``fastmlp.MLPClassifi
 scikit-learn estimator, ``pip install fastmlp[sklearn]``) is imported on first use.
 """
 
-from . import activations, datasets, ops, optim, schedules
+from . import activations, datasets, ops, optim, schedules, threads
 from .backends import BACKENDS, Backend, fastest_backend, get_backend
 from .datasets import Split
 from .gradcheck import check_gradients
@@ -47,5 +47,5 @@ def __dir__():
 __all__ = [
     "MLP", "Backend", "BACKENDS", "get_backend", "fastest_backend", "gradients", "train",
     "evaluate", "History", "Split", "DivergenceError", "ModelFileError", "datasets", "ops",
-    "optim", "schedules", "activations", "check_gradients",
+    "optim", "schedules", "activations", "threads", "check_gradients",
 ]

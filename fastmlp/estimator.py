@@ -7,6 +7,7 @@ this module: ``fastmlp.MLPClassifier`` is resolved on first use.
 from __future__ import annotations
 
 import numbers
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .backends import get_backend
 from .datasets import Split
 from .model import MLP
 from .schedules import get_schedule
+from .threads import check_n_threads, numba_threads
 from .training import DivergenceError, train
 
 
@@ -76,6 +78,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     backend : str, default "auto"
         one of ``fastmlp.BACKENDS``, or "auto" for the fastest available. Backends agree to
         rounding; the same backend with the same seed gives bit-identical weights.
+    n_threads : int or None, default None
+        the threads one ``fit``, ``partial_fit`` or ``predict`` of the numba backend runs
+        (at most numba's ``NUMBA_NUM_THREADS``; set for the calling thread only, for the
+        call). None: this caller's share of the cores -- in a task of a Dask worker, one
+        thread (or the worker's ``NUMBA_NUM_THREADS`` divided among its threads, when that
+        is set); elsewhere numba's count for the calling thread, all the cores unless
+        ``NUMBA_NUM_THREADS`` says otherwise (joblib's loky workers set it to their share).
+        See :mod:`fastmlp.threads`. Results do not depend on it; the other backends ignore
+        it.
     dtype : "float32" or "float64", default "float32"
         the model's dtype; ``X`` is converted to it.
     random_state : int, RandomState or None, default 0
@@ -125,7 +136,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  batch_size=32, lr=0.1, epochs=30, optimizer="sgd", momentum=0.9, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, schedule="seed", early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, backend="auto",
-                 dtype="float32", random_state=0, progress=False):
+                 n_threads=None, dtype="float32", random_state=0, progress=False):
         self.hidden = hidden
         self.activation = activation
         self.init = init
@@ -145,6 +156,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.backend = backend
+        self.n_threads = n_threads
         self.dtype = dtype
         self.random_state = random_state
         self.progress = progress
@@ -164,6 +176,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "patience": v.check_int(self.n_iter_no_change, "n_iter_no_change", minimum=1),
             "tol": v.check_nonneg_real(self.tol, "tol"),
             "backend": _backend_name(self.backend),
+            "n_threads": check_n_threads(self.n_threads),
             "dtype": v.check_dtype(self.dtype),
             "progress": v.check_bool(self.progress, "progress"),
         }
@@ -307,19 +320,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _train(self, p, X, y_index, stop_epoch, validation=None):
         data = (X, y_index) if validation is None else Split((X, y_index), validation)
         try:
-            history = train(self.model_, data, backend=self.backend_, epochs=p["epochs"],
-                            batch_size=p["batch_size"], lr=p["lr"], optimizer=p["optimizer"],
-                            schedule=p["schedule"], early_stopping=p["early_stopping"],
-                            patience=p["patience"], tol=p["tol"],
-                            validation_fraction=self.validation_fraction, seed=self.seed_,
-                            progress=p["progress"], start_epoch=self.n_iter_,
-                            stop_epoch=stop_epoch, history=self.history_)
+            with self._threads(p["n_threads"]):
+                history = train(self.model_, data, backend=self.backend_, epochs=p["epochs"],
+                                batch_size=p["batch_size"], lr=p["lr"], optimizer=p["optimizer"],
+                                schedule=p["schedule"], early_stopping=p["early_stopping"],
+                                patience=p["patience"], tol=p["tol"],
+                                validation_fraction=self.validation_fraction, seed=self.seed_,
+                                progress=p["progress"], start_epoch=self.n_iter_,
+                                stop_epoch=stop_epoch, history=self.history_)
         except DivergenceError as exc:
             self._record(exc.history, p)
             raise
         self._record(history, p)
         if history.interrupted:
             raise KeyboardInterrupt
+
+    def _threads(self, n_threads):
+        """The numba backend's thread count for this call (see :mod:`fastmlp.threads`)."""
+        if self.backend_ != "numba":
+            return nullcontext()
+        return numba_threads(n_threads)
 
     def _record(self, history, p):
         self.history_ = history
@@ -338,9 +358,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities ``(n, m)``, columns in the order of ``classes_``."""
         check_is_fitted(self)
+        n_threads = check_n_threads(self.n_threads)
         with np.errstate(over="ignore", invalid="ignore"):
             X = validate_data(self, X, reset=False, dtype=self.model_.dtype)
-        return self.model_.predict_proba(X, backend=self.backend_)
+        with self._threads(n_threads):
+            return self.model_.predict_proba(X, backend=self.backend_)
 
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""

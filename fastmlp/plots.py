@@ -280,3 +280,67 @@ def compare_curves(runs, path, title=None):
         fig.suptitle(title)
     _save_png(fig, path, dpi=100)
     plt.close(fig)
+
+
+# -- a hyper-parameter search ----------------------------------------------------------------------
+def sweep_scores(rows, grid, path, title=None, names=None):
+    """Mean cross-validated accuracy against each hyper-parameter, one panel per parameter,
+    saved to ``path``.
+
+    Each candidate is a dot above its value of the panel's parameter, with its standard
+    deviation over the folds as an error bar; the line joins the best candidate of each
+    value. Values are categories, in the grid's order.
+
+    Parameters
+    ----------
+    rows : list of dicts with ``mean_accuracy``, ``std_accuracy`` and ``params`` (name ->
+        value), as :class:`fastmlp.sweep.SweepResult` holds them (failed fits: NaN, left out)
+    grid : dict, name -> list of values
+    names : the parameters to draw (default: those of ``grid`` with more than one value, or
+        its first one)
+    """
+    import math
+
+    from .sweep import format_value
+
+    names = list(names or [n for n, values in grid.items() if len(values) > 1] or list(grid)[:1])
+    scored = [row for row in rows if not math.isnan(row["mean_accuracy"])]
+    if not scored:
+        raise ValueError("rows holds no scored candidate (every fit failed)")
+    plt = _pyplot()
+    columns = min(3, len(names))
+    lines = -(-len(names) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.6 * lines + 0.4),
+                             squeeze=False, sharey=True, constrained_layout=True)
+    for ax, name in zip(axes.flat, names):
+        values = [repr(value) for value in grid[name]]
+        groups = {value: [] for value in values}
+        for row in scored:
+            groups[repr(row["params"][name])].append(row)
+        best, label = [], "a candidate (± std over the folds)"
+        for x, value in enumerate(values):
+            group = groups[value]
+            for j, row in enumerate(group):        # spread the candidates of one value
+                dx = (j - (len(group) - 1) / 2) * min(0.5 / max(len(group), 1), 0.08)
+                ax.errorbar(x + dx, row["mean_accuracy"], yerr=row["std_accuracy"], fmt="o",
+                            ms=4, color=SPLIT_STYLE["train"][0], ecolor="#7fb2d9", alpha=0.8,
+                            label=label)
+                label = None
+            best.append(max((row["mean_accuracy"] for row in group), default=math.nan))
+        ax.plot(range(len(values)), best, "-", color=SPLIT_STYLE["valid"][0], lw=2,
+                marker="D", ms=5, label="best of each value")
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels([format_value(value) for value in grid[name]])
+        ax.set_xlim(-0.5, len(values) - 0.5)
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean accuracy over the folds")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save_png(fig, path, dpi=100)
+    plt.close(fig)

@@ -435,3 +435,45 @@ def test_several_threads_may_train_at_once():
     with ThreadPoolExecutor(max_workers=4) as callers:
         got = list(callers.map(_train_deep, range(4)))
     assert got == expected
+
+
+def test_callers_that_grow_the_worker_pool_at_once_all_run(monkeypatch):
+    """A caller wanting more workers than the pool has replaces the pool and shuts the old
+    one down; a caller submitting at that moment must not reach the old pool ("cannot
+    schedule new futures after shutdown"). Six threads asking for 2..7 workers at once, on
+    a fresh pool each round, with thread switches every microsecond (the race needed a
+    switch between two bytecodes: it failed about one round in three)."""
+    import threading
+
+    from fastmlp.backends.numba import _workers
+
+    def kernel(w, seen):
+        seen[w] = True
+
+    def call(n, barrier, outcomes):
+        barrier.wait()
+        try:
+            for _ in range(3):
+                seen = [False] * n
+                _workers.run(kernel, n, seen)
+                outcomes.append(all(seen))
+        except Exception as exc:            # noqa: BLE001 - reported by the assertion
+            outcomes.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(40):
+            monkeypatch.setattr(_workers, "_pool", None)
+            monkeypatch.setattr(_workers, "_pool_size", 0)
+            barrier, outcomes = threading.Barrier(6), []
+            callers = [threading.Thread(target=call, args=(n, barrier, outcomes))
+                       for n in range(2, 8)]
+            for t in callers:
+                t.start()
+            for t in callers:
+                t.join()
+            _workers._pool.shutdown()
+            assert outcomes == [True] * 18, [o for o in outcomes if o is not True][:3]
+    finally:
+        sys.setswitchinterval(interval)

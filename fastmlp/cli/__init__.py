@@ -11,7 +11,7 @@ import argparse
 import re
 import sys
 
-from . import bench, compare, gradcheck, info, reproduce, train
+from . import bench, compare, gradcheck, info, reproduce, sweep, train
 
 DESCRIPTION = """\
 Train small multilayer perceptrons on the CPU, from first principles and fast.
@@ -29,11 +29,13 @@ examples:
   fastmlp gradcheck                                     (the seed's gradient checks)
   fastmlp gradcheck --hidden 8 6 --activation tanh
   fastmlp compare runs/sgd runs/adam --out curves.png  (learning curves side by side)
+  fastmlp sweep --data fashion-mnist --hidden 64 "256 128" --lr 0.05 0.1 --train-size 20000
+                                                   (a grid search on a local Dask cluster)
 
 Run 'fastmlp COMMAND --help' for a command's options."""
 
 #: the commands, in the order --help lists them
-COMMANDS = (train, compare, info, gradcheck, reproduce, bench)
+COMMANDS = (train, compare, sweep, info, gradcheck, reproduce, bench)
 
 #: numbers that start with '-' are values, not options, also in scientific notation
 #: (argparse's own pattern misses "-1e-6")

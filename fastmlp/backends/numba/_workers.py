@@ -37,17 +37,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _threads(n):
-    """A pool of at least ``n`` threads (grown, never shrunk)."""
+def _submit(kernel, n_workers, args):
+    """Submit workers ``1 .. n_workers - 1`` to the pool, grown to at least ``n_workers - 1``
+    threads first (never shrunk). Under the lock: growing shuts the old pool down, and a
+    pool that another caller just shut down would refuse work submitted to it."""
     global _pool, _pool_size
     with _lock:
-        if _pool is None or _pool_size < n:
+        if _pool is None or _pool_size < n_workers - 1:
             old = _pool
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastmlp-numba")
-            _pool_size = n
+            _pool = ThreadPoolExecutor(max_workers=n_workers - 1,
+                                       thread_name_prefix="fastmlp-numba")
+            _pool_size = n_workers - 1
             if old is not None:
-                old.shutdown(wait=False)
-        return _pool
+                old.shutdown(wait=False)        # its queued work still runs
+        return [_pool.submit(kernel, w, *args) for w in range(1, n_workers)]
 
 
 def worker_count():
@@ -61,10 +64,7 @@ def run(kernel, n_workers, *args):
     write the model's buffers; by then they only have their last waits left)."""
     from ..._signals import interrupts_held
 
-    futures = []
-    if n_workers > 1:
-        pool = _threads(n_workers - 1)
-        futures = [pool.submit(kernel, w, *args) for w in range(1, n_workers)]
+    futures = _submit(kernel, n_workers, args) if n_workers > 1 else []
     try:
         kernel(0, *args)
     finally:
