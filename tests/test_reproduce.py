@@ -57,7 +57,6 @@ def _finite_numbers(obj, where="results"):
 
 @pytest.mark.slow
 def test_quick_run_succeeds_with_every_file(quick_run):
-    # Needs fastmlp.gradcheck (written in parallel); until it is merged this fails, saying so.
     out, status, results = quick_run
     assert results["failed"] == {}, results["failed"]
     assert status == 0
