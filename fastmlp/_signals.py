@@ -31,7 +31,7 @@ def _in_main_thread():
 
 @contextlib.contextmanager
 def stop_signals_as_interrupts():
-    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`."""
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` (unless ignored)."""
     if not _in_main_thread():
         yield
         return
@@ -39,7 +39,9 @@ def stop_signals_as_interrupts():
     def handler(signum, frame):
         raise Terminated(signum)
 
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    # an ignored signal stays ignored: `nohup fastmlp train ...` must survive a closed terminal
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS
+                if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
@@ -57,7 +59,8 @@ def interrupts_held():
         yield
         return
     held = []
-    handled = [signal.SIGINT] + [s for s in STOP_SIGNALS if callable(signal.getsignal(s))]
+    # only what Python handles: an ignored Ctrl-C (a job started with `&`) stays ignored
+    handled = [s for s in (signal.SIGINT, *STOP_SIGNALS) if callable(signal.getsignal(s))]
     previous = {s: signal.getsignal(s) for s in handled}
 
     def hold(signum, frame):

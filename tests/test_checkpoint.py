@@ -57,9 +57,17 @@ def reference(backend, data, tmp_path_factory):
     return _reference[backend]
 
 
-def start(args):
+def _as_from_a_terminal():
+    """The child's stop signals at their defaults, as a command typed at a prompt has them
+    (a test run started in the background, with `&`, passes SIGINT on ignored)."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
+def start(args, env=None):
     return subprocess.Popen([sys.executable, "-m", "fastmlp", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def wait_for(path, proc, timeout=120):
@@ -141,6 +149,25 @@ def test_a_stop_signal_writes_the_completed_epochs_then_resumes(backend, points,
     assert written.theta.tobytes() == checkpoint.theta.tobytes()
     resume(backend, out, points, capsys)
     assert_same_run(out, backend, points, tmp_path_factory)
+
+
+def _as_under_nohup():
+    _as_from_a_terminal()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_an_ignored_sighup_stays_ignored(points, tmp_path, tmp_path_factory):
+    """`nohup fastmlp train ... &` survives its terminal closing: the run completes."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "fastmlp", *command("numpy", out, points)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_under_nohup)
+    wait_for(out / "checkpoint.npz", proc)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "interrupted" not in err
+    assert_same_run(out, "numpy", points, tmp_path_factory)
 
 
 def quick(out, *extra):
@@ -283,10 +310,8 @@ def test_ctrl_c_during_the_first_compilation_ends_as_any_ctrl_c(tmp_path):
     swallow it and break), the run stops once compiled, exit 130, what exists written."""
     out = tmp_path / "run"
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cold-cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "fastmlp", "train", "--data", "circles",
-                             "--hidden", "5", "--backend", "numba", "--epochs", "3",
-                             "--no-progress", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = start(["train", "--data", "circles", "--hidden", "5", "--backend", "numba",
+                  "--epochs", "3", "--no-progress", "--out", str(out)], env=env)
     line = proc.stderr.readline()               # printed just before training (and compiling)
     assert line.startswith("fastmlp: MLP("), line
     time.sleep(2.0)
