@@ -14,6 +14,10 @@ import pytest
 import fastmlp
 from fastmlp.cli import main
 
+# preexec_fn makes subprocess fork (then exec at once): JAX, when a test file imported it,
+# warns of forking a multithreaded process; nothing runs between the fork and the exec
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
 #: epochs per backend: long enough that a run is still going when the test stops it
 #: right after its first checkpoint, short enough to keep the suite fast
 EPOCHS = {"loop": 30}
