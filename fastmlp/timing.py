@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,6 +35,7 @@ from . import datasets, ops
 from .backends import get_backend
 from .model import MLP
 from .optim import get_optimizer
+from .threads import numba_threads
 
 #: the spec's core workload
 LAYERS = (784, 64, 10)
@@ -369,25 +370,19 @@ def limit_threads(threads):
         yield {}
         return
     threads = v.check_int(threads, "threads", minimum=1)
-    done, restore = {}, []
-    try:
+    done = {}
+    with ExitStack() as stack:
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
             done["blas"] = "not limited (threadpoolctl is not installed)"
         else:
-            restore.append(threadpool_limits(threads).restore_original_limits)
+            stack.enter_context(threadpool_limits(threads))
             done["blas"] = threads
         if "numba" in sys.modules:
-            numba = sys.modules["numba"]
-            before = numba.get_num_threads()
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            restore.append(lambda: numba.set_num_threads(before))
+            stack.enter_context(numba_threads(threads))
             done["numba"] = threads
         yield done
-    finally:
-        for undo in reversed(restore):
-            undo()
 
 
 __all__ = ["LAYERS", "DEEP_LAYERS", "EXAMPLES", "BATCH_SIZE", "DTYPE", "PENALTY", "ROUNDS",
