@@ -25,24 +25,23 @@ def int_at_least(minimum):
     return parse
 
 
-def nonneg_float(text):
+def _finite_float(text, bound, allowed):
+    """``text`` as a float that is finite and ``allowed`` ("bound" is ">= 0" or "> 0")."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    if not (value >= 0 and value != math.inf):  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a number {bound}, got {text!r}")
+    if not (allowed(value) and value != math.inf):  # the comparisons also refuse nan
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text!r}")
     return value
+
+
+def nonneg_float(text):
+    return _finite_float(text, ">= 0", lambda value: value >= 0)
 
 
 def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    if not (value > 0 and value != math.inf):  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+    return _finite_float(text, "> 0", lambda value: value > 0)
 
 
 def unit_interval(text):
