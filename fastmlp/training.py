@@ -423,6 +423,11 @@ def train(model, data, *, backend="auto", epochs=30, batch_size=32, lr=0.1, opti
             bar.refresh()
 
     good, n_rows = None, 0
+
+    def back_to_the_last_good_epoch():
+        theta[...] = good[0]
+        state.restore(good[1])
+
     try:
         # compile (or load) the kernels first, timed apart; a Ctrl-C held meanwhile stops
         # the run like any other, with the epochs done (none)
@@ -438,47 +443,39 @@ def train(model, data, *, backend="auto", epochs=30, batch_size=32, lr=0.1, opti
             order = ops.epoch_order(n, seed, epoch)
             good, n_rows = (theta.copy(), state.copy()), len(history.rows)
             loss_sum, n_errors, steps_done, seconds = 0.0, 0, 0, 0.0
-            try:
-                for start in range(0, n, chunk):
-                    t0 = time.perf_counter()
-                    # overflow is detected below and reported as a DivergenceError
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        stats = be.train_steps(model, X, y, order[start:start + chunk],
-                                               batch_size, lr_e, state)
-                    seconds += time.perf_counter() - t0
-                    loss_sum += stats.loss_sum
-                    n_errors += stats.n_errors
-                    step = steps_done + stats.n_steps
-                    what = None
-                    if stats.failed_step >= 0:
-                        what = "the loss became non-finite at"
-                        step = steps_done + stats.failed_step
-                    elif not np.isfinite(theta).all():
-                        what, step = "the weights became non-finite by", step - 1
-                    if what is not None:
-                        theta[...] = good[0]
-                        state.restore(good[1])
-                        advice = (f"the training inputs reach |x| = {input_scale:.3g}: "
-                                  "standardize them (fastmlp.datasets.split does)"
-                                  if input_scale > LARGE_INPUT else
-                                  "try a smaller learning rate")
-                        raise DivergenceError(
-                            f"training diverged: {what} step {step + 1} of epoch {epoch + 1} "
-                            f"(lr {lr_e:g}); the model keeps the weights of the last good "
-                            f"epoch ({epoch}). Hint: {advice}.", epoch, step, history)
-                    steps_done += stats.n_steps
-                    if bar is not None:
-                        seen = min(start + chunk, n)
-                        bar.update(min(chunk, n - start))
-                        bar.set_postfix_str(
-                            f"epoch {epoch + 1}/{stop_epoch} loss {loss_sum / seen:.4f} "
-                            f"err {100.0 * n_errors / seen:.2f}%", refresh=False)
-            except KeyboardInterrupt as exc:
-                theta[...] = good[0]
-                state.restore(good[1])
-                history.interrupted = True
-                history.interrupted_by = getattr(exc, "signum", signal.SIGINT)
-                return history
+            for start in range(0, n, chunk):
+                t0 = time.perf_counter()
+                # overflow is detected below and reported as a DivergenceError
+                with np.errstate(over="ignore", invalid="ignore"):
+                    stats = be.train_steps(model, X, y, order[start:start + chunk],
+                                           batch_size, lr_e, state)
+                seconds += time.perf_counter() - t0
+                loss_sum += stats.loss_sum
+                n_errors += stats.n_errors
+                step = steps_done + stats.n_steps
+                what = None
+                if stats.failed_step >= 0:
+                    what = "the loss became non-finite at"
+                    step = steps_done + stats.failed_step
+                elif not np.isfinite(theta).all():
+                    what, step = "the weights became non-finite by", step - 1
+                if what is not None:
+                    back_to_the_last_good_epoch()
+                    advice = (f"the training inputs reach |x| = {input_scale:.3g}: "
+                              "standardize them (fastmlp.datasets.split does)"
+                              if input_scale > LARGE_INPUT else
+                              "try a smaller learning rate")
+                    raise DivergenceError(
+                        f"training diverged: {what} step {step + 1} of epoch {epoch + 1} "
+                        f"(lr {lr_e:g}); the model keeps the weights of the last good "
+                        f"epoch ({epoch}). Hint: {advice}.", epoch, step, history)
+                steps_done += stats.n_steps
+                if bar is not None:
+                    seen = min(start + chunk, n)
+                    bar.update(min(chunk, n - start))
+                    bar.set_postfix_str(
+                        f"epoch {epoch + 1}/{stop_epoch} loss {loss_sum / seen:.4f} "
+                        f"err {100.0 * n_errors / seen:.2f}%", refresh=False)
             row = {"epoch": epoch, "lr": lr_e, "train_loss": loss_sum / n,
                    "train_error": 100.0 * n_errors / n, "seconds": seconds}
             t0 = time.perf_counter()
@@ -486,8 +483,7 @@ def train(model, data, *, backend="auto", epochs=30, batch_size=32, lr=0.1, opti
                 with np.errstate(over="ignore", invalid="ignore"):
                     e_loss, e_err = be.evaluate(model, Xe, ye)
                 if not math.isfinite(e_loss):
-                    theta[...] = good[0]
-                    state.restore(good[1])
+                    back_to_the_last_good_epoch()
                     raise DivergenceError(
                         f"the {name.replace('_eval', '')} split's loss became non-finite after "
                         f"epoch {epoch + 1}: its inputs (|x| up to "
@@ -522,11 +518,10 @@ def train(model, data, *, backend="auto", epochs=30, batch_size=32, lr=0.1, opti
             if stop:
                 break
     except KeyboardInterrupt as exc:
-        # Ctrl-C outside the steps (in the evaluation, the hook, between epochs): an epoch
-        # counts once its row is in the history, so that model and history agree.
+        # Ctrl-C in the steps, the evaluation, the hook or between epochs: an epoch counts
+        # once its row is in the history, so that model and history agree.
         if good is not None and len(history.rows) == n_rows:
-            theta[...] = good[0]
-            state.restore(good[1])
+            back_to_the_last_good_epoch()
         history.interrupted = True
         history.interrupted_by = getattr(exc, "signum", signal.SIGINT)
     finally:
