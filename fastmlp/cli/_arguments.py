@@ -74,6 +74,27 @@ def add_network_arguments(p, hidden_default=(64,)):
                         "glorot")
 
 
+def add_data_arguments(p):
+    """Where the examples come from: ``--data``, ``--data-dir``."""
+    p.add_argument("--data", default="fashion-mnist",
+                   help="'fashion-mnist', 'circles' (two-circles, 1100 points) or a text file "
+                        "of rows 'x1 x2 ... label' (labels 0, 1, ..., m-1)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the Fashion-MNIST IDX files (default: "
+                        "$FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist)"
+                        "%(default).0s")
+
+
+def add_optimizer_hyperparameters(p):
+    """The hyper-parameters of the update rules: ``--momentum``, ``--beta1``, ``--beta2``,
+    ``--eps``."""
+    p.add_argument("--momentum", type=nonneg_float, default=0.9,
+                   help="momentum of --optimizer momentum / nesterov")
+    p.add_argument("--beta1", type=unit_interval, default=0.9, help="Adam's beta1")
+    p.add_argument("--beta2", type=unit_interval, default=0.999, help="Adam's beta2")
+    p.add_argument("--eps", type=positive_float, default=1e-8, help="Adam's epsilon")
+
+
 def activation(values):
     return values[0] if len(values) == 1 else tuple(values)
 

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from ._arguments import (Formatter, activation, add_network_arguments, int_at_least,
-                         nonneg_float, penalties, positive_float, unit_interval)
+from ._arguments import (Formatter, activation, add_network_arguments,
+                         add_optimizer_hyperparameters, int_at_least, nonneg_float, penalties,
+                         positive_float)
 
 EPILOG = """\
 examples:
@@ -41,11 +42,7 @@ def add(sub):
                    help="learning rate (default: " + ", ".join(
                        f"{k} {val:g}" for k, val in DEFAULT_LR.items())
                    + ", times K/32 below K=32)%(default).0s")
-    p.add_argument("--momentum", type=nonneg_float, default=0.9,
-                   help="momentum of --optimizer momentum / nesterov")
-    p.add_argument("--beta1", type=unit_interval, default=0.9, help="Adam's beta1")
-    p.add_argument("--beta2", type=unit_interval, default=0.999, help="Adam's beta2")
-    p.add_argument("--eps", type=positive_float, default=1e-8, help="Adam's epsilon")
+    add_optimizer_hyperparameters(p)
     p.add_argument("--l1", type=nonneg_float, nargs="+", default=[PENALTY], metavar="L",
                    help="L1 penalty: one value for every weight matrix, or one per matrix")
     p.add_argument("--l2", type=nonneg_float, nargs="+", default=[PENALTY], metavar="L",

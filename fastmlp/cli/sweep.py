@@ -14,8 +14,8 @@ import os
 import shlex
 import sys
 
-from ._arguments import (Formatter, check_labels, int_at_least, load_data, nonneg_float,
-                         positive_float, writable_folder)
+from ._arguments import (Formatter, add_data_arguments, check_labels, int_at_least,
+                         load_data, nonneg_float, positive_float, writable_folder)
 
 #: what a sweep writes into --out
 RESULTS = ("results.csv", "scores.png")
@@ -83,13 +83,7 @@ def add(sub):
         help="cross-validate a grid of networks, on a Dask cluster; rank them, write "
              "results.csv and a figure",
         description=DESCRIPTION)
-    p.add_argument("--data", default="fashion-mnist",
-                   help="'fashion-mnist', 'circles' (two-circles, 1100 points) or a text file "
-                        "of rows 'x1 x2 ... label' (labels 0, 1, ..., m-1)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder holding the Fashion-MNIST IDX files (default: "
-                        "$FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist)"
-                        "%(default).0s")
+    add_data_arguments(p)
     p.add_argument("--train-size", type=int_at_least(2), default=None, metavar="N",
                    help="cross-validate on the first N examples of the (shuffled) train "
                         "split only, for speed (default: all of it)%(default).0s")

@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from ._arguments import (Formatter, activation, add_network_arguments, check_labels,
-                         int_at_least, load_data, nonneg_float, penalties, positive_float,
-                         unit_interval, writable_folder)
+from ._arguments import (Formatter, activation, add_data_arguments, add_network_arguments,
+                         add_optimizer_hyperparameters, check_labels, int_at_least, load_data,
+                         nonneg_float, penalties, writable_folder)
 
 CHECKPOINT = "checkpoint.npz"
 #: what a run writes into --out
@@ -45,12 +45,7 @@ def add(sub):
                     "Ctrl-C, SIGTERM and SIGHUP stop after the last completed epoch and write "
                     "them; with --checkpoint-every, a killed run continues with --resume and "
                     "ends with the same weights as an uninterrupted one.")
-    p.add_argument("--data", default="fashion-mnist",
-                   help="'fashion-mnist', 'circles' (two-circles, 1100 points) or a text file "
-                        "of rows 'x1 x2 ... label' (labels 0, 1, ..., m-1)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder holding the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
-                        "then /usr/share/datasets/fashion-mnist)")
+    add_data_arguments(p)
     add_network_arguments(p)
     p.add_argument("--backend", choices=BACKENDS, default=fastest_backend(),
                    help="computation backend: loop (the readable reference), numpy, numba; "
@@ -62,11 +57,7 @@ def add(sub):
                    help="learning rate (the schedule's base rate)")
     p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="sgd",
                    help="update rule (PyTorch's definitions)")
-    p.add_argument("--momentum", type=nonneg_float, default=0.9,
-                   help="momentum of --optimizer momentum / nesterov")
-    p.add_argument("--beta1", type=unit_interval, default=0.9, help="Adam's beta1")
-    p.add_argument("--beta2", type=unit_interval, default=0.999, help="Adam's beta2")
-    p.add_argument("--eps", type=positive_float, default=1e-8, help="Adam's epsilon")
+    add_optimizer_hyperparameters(p)
     p.add_argument("--schedule", choices=tuple(SCHEDULES), default="seed",
                    help="learning rate per epoch e of E: seed lr/(1+4e/E), constant, cosine "
                         "lr(1+cos(pi e/E))/2, plateau (divided by 5 after 5 epochs without "
