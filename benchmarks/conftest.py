@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import pytest
 
+import fastmlp
 from fastmlp import datasets, timing
 
 #: per group: [(name, seconds per epoch or per call, extrapolation factor, notes)]
@@ -23,6 +24,12 @@ def case_id(name, batch_size, label):
     peer) runs a subset of the 49,000 examples at minibatch size ``batch_size``."""
     n = timing.measured_examples(name, batch_size, timing.EXAMPLES)
     return label + (f"-extrapolated-from-{n}" if n < timing.EXAMPLES else "")
+
+
+def require_backend(name):
+    """Skip the calling benchmark when the fastmlp backend ``name`` is not available here."""
+    if name not in fastmlp.BACKENDS:
+        pytest.skip(f"the {name} backend is not available here")
 
 
 def pytest_addoption(parser):

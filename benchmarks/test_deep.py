@@ -9,7 +9,7 @@ installed, or cannot run a case, are skipped with the reason.
 """
 
 import pytest
-from conftest import case_id
+from conftest import case_id, require_backend
 
 import fastmlp
 from fastmlp import peers, timing
@@ -39,8 +39,7 @@ def test_deep_epoch(benchmark, time_case, workload, peer_case, name, activation,
 @pytest.mark.parametrize("name", ["numba", "numpy"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_deep_epoch_dtype(benchmark, time_case, workload, name, dtype):
-    if name not in fastmlp.BACKENDS:
-        pytest.skip(f"the {name} backend is not available here")
+    require_backend(name)
     benchmark.group = (f"deep epoch by dtype: {timing.DEEP_LAYERS} relu, 49,000 examples, "
                        "K=32")
     work = workload(dtype, layers=timing.DEEP_LAYERS)

@@ -8,8 +8,8 @@ default rate (:data:`fastmlp.timing.DEFAULT_LR`).
 """
 
 import pytest
+from conftest import require_backend
 
-import fastmlp
 from fastmlp import peers, timing
 
 NETWORKS = (timing.LAYERS, timing.DEEP_LAYERS)
@@ -22,8 +22,8 @@ CASES = ([("numba", opt) for opt in ("sgd", "momentum", "adam")]
 @pytest.mark.parametrize("layers", [pytest.param(layers, id="-".join(map(str, layers)))
                                     for layers in NETWORKS])
 def test_optimizer_epoch(benchmark, time_case, workload, peer_case, layers, name, optimizer):
-    if name not in peers.PEERS and name not in fastmlp.BACKENDS:
-        pytest.skip(f"the {name} backend is not available here")
+    if name not in peers.PEERS:
+        require_backend(name)
     benchmark.group = f"optimizers: {layers} relu, 49,000 examples, K=32, float32"
     work = workload(layers=layers, optimizer=optimizer)
     case = (peer_case(name, work) if name in peers.PEERS

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import require_backend
 
 import fastmlp
 from fastmlp import datasets
@@ -57,8 +58,7 @@ def fastmlp_estimator(backend):
         pytest.skip(f"fastmlp.MLPClassifier does not take {', '.join(absent)} yet (the "
                     "estimator for networks of any depth, activations and optimizers is "
                     "still to come)")
-    if backend not in fastmlp.BACKENDS:
-        pytest.skip(f"the {backend} backend is not available here")
+    require_backend(backend)
     return fastmlp.MLPClassifier(hidden=HIDDEN, activation="relu", optimizer="adam", lr=LR,
                                  batch_size=BATCH, epochs=EPOCHS, l2=ALPHA / (2 * BATCH),
                                  init="glorot", schedule="constant", backend=backend)
