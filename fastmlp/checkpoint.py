@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from . import _aligned
 from .model import MLP, ModelFileError
 from .optim import OptimizerState, optimizer_from_dict
 from .training import History
@@ -84,7 +85,7 @@ def _state(arrays, prefix, optimizer, model, step):
                              "the model")
         if not np.isfinite(a).all():
             raise ValueError(f"its optimizer state {prefix + name} holds NaN or infinity")
-        buffers[name] = np.array(a)
+        buffers[name] = _aligned.copy(a)
     return OptimizerState(optimizer, step, buffers)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _aligned
 from . import _validation as v
 
 #: where Debian's ``dataset-fashion-mnist`` package puts the files
@@ -201,7 +202,7 @@ def split(X, y, fractions=(0.7, 0.15, 0.15), seed=0, standardize=True):
         Xp = X[idx]
         if standardize:
             Xp = ((Xp - mean) / std).astype(X.dtype)
-        parts.append((np.ascontiguousarray(Xp), y[idx]))
+        parts.append((_aligned.aligned(Xp), y[idx]))
     return Split(parts[0], parts[1], parts[2], mean, std)
 
 

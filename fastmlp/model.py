@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _aligned
 from . import _validation as v
 from .activations import CODES
 from .layout import Layout
@@ -93,7 +94,7 @@ class MLP:
 
     def _initial_theta(self):
         rng = np.random.default_rng(self._seed)
-        theta = np.zeros(self._layout.n_params, dtype=self._dtype)
+        theta = _aligned.zeros(self._layout.n_params, self._dtype)
         n_hidden = self.n_hidden
         for l, (W, _) in enumerate(self._layout.pairs(theta), start=1):
             fan_out, fan_in = W.shape

@@ -29,6 +29,7 @@ import numbers
 
 import numpy as np
 
+from . import _aligned
 from ._validation import check_named
 
 
@@ -52,7 +53,7 @@ class Optimizer:
 
     def init_state(self, n_params, dtype):
         """A fresh :class:`OptimizerState`: zero buffers, no step taken."""
-        return OptimizerState(self, 0, {name: np.zeros(n_params, dtype=dtype)
+        return OptimizerState(self, 0, {name: _aligned.zeros(n_params, dtype)
                                         for name in self.buffers})
 
     def step(self, theta, grad, state, lr):
@@ -210,7 +211,7 @@ class OptimizerState:
 
     def copy(self):
         return OptimizerState(self.optimizer, self.step,
-                              {k: b.copy() for k, b in self.buffers.items()})
+                              {k: _aligned.copy(b) for k, b in self.buffers.items()})
 
     def restore(self, other):
         """Take ``other``'s values (a copy made earlier), keeping these buffers' identity."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _aligned
 from . import _validation as v
 from . import datasets, ops
 from .backends import get_backend
@@ -192,7 +193,8 @@ def as_split(data, n_features, n_classes, dtype=None):
                         f"got {type(data).__name__}")
     checked = {}
     for name, (X, y) in parts.items():
-        X = v.check_X(X, f"{name} X", n_features=n_features, dtype=dtype)
+        # aligned: the numba kernels read its rows as whole cache lines (fastmlp._aligned)
+        X = _aligned.aligned(v.check_X(X, f"{name} X", n_features=n_features, dtype=dtype))
         y = v.check_y(y, f"{name} y", n_examples=X.shape[0], n_classes=n_classes)
         checked[name] = (X, y)
     return checked

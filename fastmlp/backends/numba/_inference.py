@@ -12,6 +12,8 @@ penalties, and dJ/dX when asked.
 from __future__ import annotations
 
 import numpy as np
+
+from ... import _aligned
 from ._compile import HEAD_CHUNK, ROW_CHUNK, UNIT_BLOCK, njit
 from ._layers import activate, backprop_block, bias_grad, forward_block, weight_grad_block
 from ._network import (ceil_block, forward_rows, head_chunk, matrix, running_offsets,
@@ -39,8 +41,8 @@ def logits_buffers(layers, n, n_workers, dtype):
     """``(rows, out, A, B, sync)`` for :func:`logits_worker` on ``n`` rows."""
     width = max(layers[1:-1], default=1)
     scratch = (n_workers, min(n, ROW_CHUNK) * width)
-    return (np.arange(n), np.empty((n, layers[-1]), dtype), np.empty(scratch, dtype),
-            np.empty(scratch, dtype), np.zeros(1, np.int64))
+    return (np.arange(n), np.empty((n, layers[-1]), dtype), _aligned.empty(scratch, dtype),
+            _aligned.empty(scratch, dtype), np.zeros(1, np.int64))
 
 
 @njit

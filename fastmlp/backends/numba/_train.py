@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import _aligned
 from ._compile import HEAD_CHUNK, ITEM_UNITS, ROW_TILE, UNIT_BLOCK, njit
 from ._layers import (activate, backprop_block, bias_grad, forward_block, prefetch_rows,
                       softmax_delta, times_derivative, weight_grad_block)
@@ -233,13 +234,15 @@ def workspace(theta, layers, n, batch_size, n_workers):
     m, n_last = layers[L], layers[L - 1]
     n_chunks = -(-K // HEAD_CHUNK)
     widest = max(layers[:L])
-    return (hoff, doff, np.empty((2, max(hoff[L], 1)), dt), np.empty(doff[L + 1], dt),
-            np.empty((K, m), dt),
-            np.empty((n_chunks, -(-m // UNIT_BLOCK) * UNIT_BLOCK, n_last), dt),
-            np.empty((n_chunks, m), dt), np.empty(n_chunks), np.empty(n_chunks, np.int64),
-            np.empty((m, n_last), dt), np.empty((m, 1), dt),
-            np.empty((n_workers, ITEM_UNITS, widest), dt),
-            np.empty((n_workers, ITEM_UNITS, 1), dt), np.arange(K, dtype=np.int64),
+    line = _aligned.ALIGNMENT // dt.itemsize         # values per cache line
+    empty = _aligned.empty                            # rows of whole cache lines load whole
+    return (hoff, doff, empty((2, -(-max(hoff[L], 1) // line) * line), dt),
+            empty(doff[L + 1], dt), empty((K, m), dt),
+            empty((n_chunks, -(-m // UNIT_BLOCK) * UNIT_BLOCK, n_last), dt),
+            empty((n_chunks, m), dt), np.empty(n_chunks), np.empty(n_chunks, np.int64),
+            empty((m, n_last), dt), empty((m, 1), dt),
+            empty((n_workers, ITEM_UNITS, widest), dt),
+            empty((n_workers, ITEM_UNITS, 1), dt), np.arange(K, dtype=np.int64),
             np.zeros((L * (n_steps + 1), n_workers + 1), np.int64), np.zeros(n_steps),
             np.zeros(n_steps, np.int64), np.zeros(n_steps, np.int64))
 
