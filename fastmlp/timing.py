@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import _aligned
 from . import _validation as v
 from . import datasets, ops
 from .backends import get_backend
@@ -107,7 +108,8 @@ class Data:
 
 
 def load_data(n_examples=EXAMPLES, dtype=DTYPE, source="auto", seed=SEED):
-    """``n_examples`` training examples of shape (784,) in ``dtype``.
+    """``n_examples`` training examples of shape (784,) in ``dtype``, aligned as the trainer
+    aligns them (:mod:`fastmlp._aligned`).
 
     ``source``: "fashion-mnist" (the standardized train split, 49,000 examples at most),
     "synthetic" (standard normal features, uniform labels, any number) or "auto" (the first
@@ -127,9 +129,11 @@ def load_data(n_examples=EXAMPLES, dtype=DTYPE, source="auto", seed=SEED):
             raise ValueError(f"n_examples={n_examples} is more than Fashion-MNIST's train split "
                              f"({X.shape[0]}); use at most that, or synthetic data")
         where = f"Fashion-MNIST ({datasets.fashion_mnist_dir()}), standardized train split"
-        return Data(np.ascontiguousarray(X[:n_examples], dtype=dtype), y[:n_examples], where)
+        return Data(_aligned.aligned(X[:n_examples].astype(dtype, copy=False)), y[:n_examples],
+                    where)
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_examples, LAYERS[0]), dtype=np.float64).astype(dtype)
+    X = _aligned.aligned(rng.standard_normal((n_examples, LAYERS[0]), dtype=np.float64)
+                         .astype(dtype))
     y = rng.integers(0, LAYERS[-1], size=n_examples)
     return Data(X, y, f"synthetic data of Fashion-MNIST's shape ({why})")
 

@@ -30,11 +30,15 @@ import warnings
 import numba
 from numba import njit as _numba_njit
 
+from ._simd import VECTOR_BYTES
+
 FASTMATH = frozenset({"contract", "reassoc"})
 _OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
-#: units per block: the tile height of every layer's products (a block is 4 rows of W)
-UNIT_BLOCK = 4
+#: units per block: the tile height of every layer's products (a block is that many rows of
+#: W): 8 where the CPU has AVX-512's 32 vector registers, 4 with AVX2's 16 (see
+#: :mod:`._layers`)
+UNIT_BLOCK = 8 if VECTOR_BYTES == 64 else 4
 #: units per work item of a hidden layer in training (whole blocks: a worker owns whole rows
 #: of W, so no sum crosses workers; small enough that the items of a 64-unit layer keep two
 #: workers busy, large enough that claiming one costs nothing)

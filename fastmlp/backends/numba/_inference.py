@@ -102,7 +102,7 @@ def loss_and_grads(theta, offs, layers, acts, l1, l2x2, X, y, wrt_input):
         GW = np.zeros((ceil_block(n_out), n_in), dt)
         for j0 in range(0, n_out, UNIT_BLOCK):
             weight_grad_block(Dl, IN, rows, np.int64(0), K, j0, min(j0 + UNIT_BLOCK, n_out),
-                              GW[j0:j0 + UNIT_BLOCK])
+                              GW, j0)
         dW = matrix(grad, offs[l - 1, 0], n_out, n_in)
         dW[:, :] = GW[:n_out]
         _add_penalty(dW, weight(theta, offs, layers, l), l1[l - 1], l2x2[l - 1])

@@ -8,10 +8,11 @@ arrays whose row ``k`` belongs to ``rows[k]``.
 The three products are written with explicit SIMD vectors (:mod:`._simd`), register-blocked
 like a BLAS micro-kernel, each in the form that needs no transposed copy of ``W``:
 
-* :func:`forward_block` -- ``a = b + W x``: dot products along the inputs, 4 units by
-  :data:`TILE` examples (4 x 4: 16 vector accumulators sharing 8 loads), summed across
-  lanes by one transposing tree (:func:`._simd.vsums`);
-* :func:`weight_grad_block` -- ``Σ_k δ[k, j] x_k``: 4 units by :data:`TILE` input vectors
+* :func:`forward_block` -- ``a = b + W x``: dot products along the inputs, tiles of
+  :data:`._compile.UNIT_BLOCK` units (8 with AVX-512, 4 with AVX2) by 2 examples (8 x 2: 16
+  vector accumulators sharing 10 loads), summed across lanes by one transposing tree
+  (:func:`._simd.vsums`);
+* :func:`weight_grad_block` -- ``Σ_k δ[k, j] x_k``: ``UNIT_BLOCK`` units by 2 input vectors
   held in registers over a tile of rows, continued from the previous tile's sums;
 * :func:`backprop_block` -- ``δ W``: 4 examples by 4 input vectors, over the units.
 
@@ -31,82 +32,121 @@ import math
 
 import numpy as np
 
-from ._compile import njit
-from ._simd import (VECTOR_BYTES, lanes, prefetch, vfma, vlane, vload, vload_part, vsplat,
+from ._compile import UNIT_BLOCK, njit
+from ._simd import (lanes, prefetch, vfma, vlane, vload, vload_part, vsplat,
                     vstore, vstore_part, vstore_sums, vsums)
 
 RELU, TANH, LOGISTIC, IDENTITY = 0, 1, 2, 3
 
 
-#: examples per forward tile and input vectors per weight-gradient pass: with 4 units, 16
-#: accumulators fit AVX-512's 32 vector registers; AVX2 has 16, where 4 x 4 spills to the
-#: stack (measured on a Zen 3 core, one thread, float32 784 -> 256, K=32: forward 35 -> 58
-#: GFLOP/s and weight gradient 17 -> 26 with 4 x 2). The shape does not change any bit:
-#: every element gets the same sequence of operations in either (tests/test_numba_backend.py).
-TILE = 4 if VECTOR_BYTES == 64 else 2
+# The products' register tiles. A forward tile computes UNIT_BLOCK units (rows of W,
+# :data:`._compile.UNIT_BLOCK`) for 2 examples; a weight-gradient pass accumulates
+# UNIT_BLOCK units over 2 input vectors: 2 * UNIT_BLOCK vector accumulators either way.
+# With AVX-512's 32 vector registers, 8 units (16 accumulators, 10 loads per 16 FMAs; each
+# input vector serves 8 units, so the minibatch streams through the cache half as often as
+# with 4): on one core of a Xeon (AVX-512), the forward product 784 -> 256 at K=32 went from
+# 66 to 81 GFLOP/s and 256 -> 128 from 41 to 74 against 4 x 4 tiles. AVX2 has 16 registers,
+# where 4 units by 2 is the largest tile that does not spill (4 x 4 spilled on a Zen 3:
+# forward 35 -> 58 GFLOP/s with 4 x 2). The tile changes no bit: every element gets the
+# same sequence of operations in either (tests/test_numba_backend.py).
 
 
 @njit
-def _fma_4x4(u0, u1, u2, u3, va, vb, vc, vd, s):
-    """One step of a 4-units-by-4-examples tile: ``s[4 r + u] += W_u x_r`` lane-wise."""
-    return (vfma(u0, va, s[0]), vfma(u1, va, s[1]), vfma(u2, va, s[2]), vfma(u3, va, s[3]),
-            vfma(u0, vb, s[4]), vfma(u1, vb, s[5]), vfma(u2, vb, s[6]), vfma(u3, vb, s[7]),
-            vfma(u0, vc, s[8]), vfma(u1, vc, s[9]), vfma(u2, vc, s[10]), vfma(u3, vc, s[11]),
-            vfma(u0, vd, s[12]), vfma(u1, vd, s[13]), vfma(u2, vd, s[14]), vfma(u3, vd, s[15]))
+def _fma_8x2(w, va, vb, s):
+    """One step of an 8-units-by-2-examples tile: ``s[8 r + u] += w[u] x_r`` lane-wise."""
+    return (vfma(w[0], va, s[0]), vfma(w[1], va, s[1]), vfma(w[2], va, s[2]),
+            vfma(w[3], va, s[3]), vfma(w[4], va, s[4]), vfma(w[5], va, s[5]),
+            vfma(w[6], va, s[6]), vfma(w[7], va, s[7]),
+            vfma(w[0], vb, s[8]), vfma(w[1], vb, s[9]), vfma(w[2], vb, s[10]),
+            vfma(w[3], vb, s[11]), vfma(w[4], vb, s[12]), vfma(w[5], vb, s[13]),
+            vfma(w[6], vb, s[14]), vfma(w[7], vb, s[15]))
 
 
 @njit
-def _fma_4x2(u0, u1, u2, u3, va, vb, s):
-    """One step of a 4-units-by-2-examples tile: ``s[4 r + u] += W_u x_r`` lane-wise."""
-    return (vfma(u0, va, s[0]), vfma(u1, va, s[1]), vfma(u2, va, s[2]), vfma(u3, va, s[3]),
-            vfma(u0, vb, s[4]), vfma(u1, vb, s[5]), vfma(u2, vb, s[6]), vfma(u3, vb, s[7]))
+def _fma_4x2(w, va, vb, s):
+    """One step of a 4-units-by-2-examples tile: ``s[4 r + u] += w[u] x_r`` lane-wise."""
+    return (vfma(w[0], va, s[0]), vfma(w[1], va, s[1]), vfma(w[2], va, s[2]),
+            vfma(w[3], va, s[3]),
+            vfma(w[0], vb, s[4]), vfma(w[1], vb, s[5]), vfma(w[2], vb, s[6]),
+            vfma(w[3], vb, s[7]))
 
 
-@njit
-def _store_tile(OUT, b, t, k, k1, j, j1, n_rows):
-    """``OUT[k + r, j + u] = b[j + u] + t[4 r + u]`` for the tile's rows and units that exist
-    (one lane at a time: the edge of the matrix)."""
+@njit(inline=True)
+def _rows_of_8(W, j, j1, i):
+    """``W[min(j + u, j1 - 1), i:]`` as vectors for u < 8 (the last unit repeated at the
+    edge of the matrix)."""
+    e = j1 - 1
+    return (vload(W, (j, i)), vload(W, (min(j + 1, e), i)), vload(W, (min(j + 2, e), i)),
+            vload(W, (min(j + 3, e), i)), vload(W, (min(j + 4, e), i)),
+            vload(W, (min(j + 5, e), i)), vload(W, (min(j + 6, e), i)),
+            vload(W, (min(j + 7, e), i)))
+
+
+@njit(inline=True)
+def _part_rows_of_8(W, j, j1, i, c):
+    """:func:`_rows_of_8` for the first ``c`` values from ``i`` on (masked loads)."""
+    e = j1 - 1
+    return (vload_part(W, (j, i), c), vload_part(W, (min(j + 1, e), i), c),
+            vload_part(W, (min(j + 2, e), i), c), vload_part(W, (min(j + 3, e), i), c),
+            vload_part(W, (min(j + 4, e), i), c), vload_part(W, (min(j + 5, e), i), c),
+            vload_part(W, (min(j + 6, e), i), c), vload_part(W, (min(j + 7, e), i), c))
+
+
+@njit(inline=True)
+def _rows_of_4(W, j, j1, i):
+    """``W[min(j + u, j1 - 1), i:]`` as vectors for u < 4."""
+    e = j1 - 1
+    return (vload(W, (j, i)), vload(W, (min(j + 1, e), i)), vload(W, (min(j + 2, e), i)),
+            vload(W, (min(j + 3, e), i)))
+
+
+@njit(inline=True)
+def _part_rows_of_4(W, j, j1, i, c):
+    """:func:`_rows_of_4` for the first ``c`` values from ``i`` on (masked loads)."""
+    e = j1 - 1
+    return (vload_part(W, (j, i), c), vload_part(W, (min(j + 1, e), i), c),
+            vload_part(W, (min(j + 2, e), i), c), vload_part(W, (min(j + 3, e), i), c))
+
+
+@njit(inline=True)
+def _store_tile(OUT, b, t, k, k1, j, j1, n_units):
+    """``OUT[k + r, j + u] = b[j + u] + t[n_units r + u]`` for the tile's 2 rows and its
+    ``n_units`` units where they exist (one lane at a time: the edge of the matrix)."""
     n = lanes(b)
-    for r in range(min(n_rows, k1 - k)):
-        for u in range(min(4, j1 - j)):
-            q = 4 * r + u
+    for r in range(min(2, k1 - k)):
+        for u in range(min(n_units, j1 - j)):
+            q = n_units * r + u
             OUT[k + r, j + u] = b[j + u] + vlane(t[q // n], q % n)
 
 
-@njit
-def forward_tile_4x4(W, b, IN, rows, ja, jb, jc, jd, j, j1, k, k1, OUT):
-    """Pre-activations of units ``j .. j+3`` (``ja .. jd``: their rows, repeated at the edge)
-    for minibatch rows ``k .. k+3`` (repeated at the edge, the copies dropped)."""
+@njit(inline=True)
+def forward_tile_8x2(W, b, IN, rows, j, j1, k, k1, OUT):
+    """Pre-activations of units ``j .. j+7`` (the last one repeated past ``j1``, the copies
+    dropped) for minibatch rows ``k, k+1`` (likewise past ``k1``): 16 dot products along
+    the inputs, then one transposing tree of lane sums (:func:`._simd.vsums`)."""
     d = IN.shape[1]
     n = lanes(W)
     dv = d - d % n
     z = vsplat(W.dtype.type(0))
     ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
-    rc, rd = rows[min(k + 2, k1 - 1)], rows[min(k + 3, k1 - 1)]
     s = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
     for i in range(0, dv, n):
-        s = _fma_4x4(vload(W, (ja, i)), vload(W, (jb, i)), vload(W, (jc, i)),
-                     vload(W, (jd, i)), vload(IN, (ra, i)), vload(IN, (rb, i)),
-                     vload(IN, (rc, i)), vload(IN, (rd, i)), s)
+        s = _fma_8x2(_rows_of_8(W, j, j1, i), vload(IN, (ra, i)), vload(IN, (rb, i)), s)
     if dv < d:
         c = d - dv
-        s = _fma_4x4(vload_part(W, (ja, dv), c), vload_part(W, (jb, dv), c),
-                     vload_part(W, (jc, dv), c), vload_part(W, (jd, dv), c),
-                     vload_part(IN, (ra, dv), c), vload_part(IN, (rb, dv), c),
-                     vload_part(IN, (rc, dv), c), vload_part(IN, (rd, dv), c), s)
+        s = _fma_8x2(_part_rows_of_8(W, j, j1, dv, c), vload_part(IN, (ra, dv), c),
+                     vload_part(IN, (rb, dv), c), s)
     t = vsums(s)
-    if j + 4 <= j1 and k + 4 <= k1:
-        vstore_sums(OUT, (k, j), t, 0, 4, b, j)
-        vstore_sums(OUT, (k + 1, j), t, 4, 4, b, j)
-        vstore_sums(OUT, (k + 2, j), t, 8, 4, b, j)
-        vstore_sums(OUT, (k + 3, j), t, 12, 4, b, j)
+    if j + 8 <= j1 and k + 2 <= k1:
+        vstore_sums(OUT, (k, j), t, 0, 8, b, j)
+        vstore_sums(OUT, (k + 1, j), t, 8, 8, b, j)
     else:
-        _store_tile(OUT, b, t, k, k1, j, j1, 4)
+        _store_tile(OUT, b, t, k, k1, j, j1, 8)
 
 
-@njit
-def forward_tile_4x2(W, b, IN, rows, ja, jb, jc, jd, j, j1, k, k1, OUT):
-    """:func:`forward_tile_4x4` for minibatch rows ``k, k+1``."""
+@njit(inline=True)
+def forward_tile_4x2(W, b, IN, rows, j, j1, k, k1, OUT):
+    """:func:`forward_tile_8x2` for units ``j .. j+3``."""
     d = IN.shape[1]
     n = lanes(W)
     dv = d - d % n
@@ -114,144 +154,122 @@ def forward_tile_4x2(W, b, IN, rows, ja, jb, jc, jd, j, j1, k, k1, OUT):
     ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
     s = (z, z, z, z, z, z, z, z)
     for i in range(0, dv, n):
-        s = _fma_4x2(vload(W, (ja, i)), vload(W, (jb, i)), vload(W, (jc, i)),
-                     vload(W, (jd, i)), vload(IN, (ra, i)), vload(IN, (rb, i)), s)
+        s = _fma_4x2(_rows_of_4(W, j, j1, i), vload(IN, (ra, i)), vload(IN, (rb, i)), s)
     if dv < d:
         c = d - dv
-        s = _fma_4x2(vload_part(W, (ja, dv), c), vload_part(W, (jb, dv), c),
-                     vload_part(W, (jc, dv), c), vload_part(W, (jd, dv), c),
-                     vload_part(IN, (ra, dv), c), vload_part(IN, (rb, dv), c), s)
+        s = _fma_4x2(_part_rows_of_4(W, j, j1, dv, c), vload_part(IN, (ra, dv), c),
+                     vload_part(IN, (rb, dv), c), s)
     t = vsums(s)
     if j + 4 <= j1 and k + 2 <= k1:
         vstore_sums(OUT, (k, j), t, 0, 4, b, j)
         vstore_sums(OUT, (k + 1, j), t, 4, 4, b, j)
     else:
-        _store_tile(OUT, b, t, k, k1, j, j1, 2)
+        _store_tile(OUT, b, t, k, k1, j, j1, 4)
 
 
-_forward_tile = forward_tile_4x4 if TILE == 4 else forward_tile_4x2
+_forward_tile = forward_tile_8x2 if UNIT_BLOCK == 8 else forward_tile_4x2
 
 
 @njit
 def forward_block(W, b, IN, rows, k0, k1, j0, j1, OUT):
     """Pre-activations ``OUT[k, j] = b[j] + W[j] · IN[rows[k]]`` for ``k0 <= k < k1`` and
-    ``j0 <= j < j1``; ``j0`` a multiple of 4.
+    ``j0 <= j < j1``; ``j0`` a multiple of :data:`UNIT_BLOCK`.
 
-    Tiles of 4 units by :data:`TILE` examples; the dot products run along whole vectors of
-    inputs (the last one partial when the width is not a multiple of the lane count)."""
-    for j in range(j0, j1, 4):
-        ja, jb, jc, jd = j, min(j + 1, j1 - 1), min(j + 2, j1 - 1), min(j + 3, j1 - 1)
-        for k in range(k0, k1, TILE):
-            _forward_tile(W, b, IN, rows, ja, jb, jc, jd, j, j1, k, k1, OUT)
+    Tiles of :data:`UNIT_BLOCK` units by 2 examples; the dot products run along whole
+    vectors of inputs (the last one partial when the width is not a multiple of the lane
+    count)."""
+    for j in range(j0, j1, UNIT_BLOCK):
+        for k in range(k0, k1, 2):
+            _forward_tile(W, b, IN, rows, j, j1, k, k1, OUT)
 
 
 @njit
-def grad_pass_4x4(D, IN, rows, k0, k1, ja, jb, jc, jd, i, G):
-    """``G[u, i : i + 4 n] += Σ_k D[k, j_u] IN[rows[k], i : i + 4 n]``, k in order: 4 units by
-    4 input vectors in registers over the rows."""
+def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, i, G, g):
+    """``G[g + u, i : i + 2 n] += Σ_k D[k, j + u] IN[rows[k], i : i + 2 n]`` for u < 8, k in
+    order (units past ``j1`` repeat the last one into scratch rows of ``G``): 8 units by 2
+    input vectors in registers over the rows."""
     n = lanes(G)
-    a00, a01 = vload(G, (0, i)), vload(G, (0, i + n))
-    a02, a03 = vload(G, (0, i + 2 * n)), vload(G, (0, i + 3 * n))
-    a10, a11 = vload(G, (1, i)), vload(G, (1, i + n))
-    a12, a13 = vload(G, (1, i + 2 * n)), vload(G, (1, i + 3 * n))
-    a20, a21 = vload(G, (2, i)), vload(G, (2, i + n))
-    a22, a23 = vload(G, (2, i + 2 * n)), vload(G, (2, i + 3 * n))
-    a30, a31 = vload(G, (3, i)), vload(G, (3, i + n))
-    a32, a33 = vload(G, (3, i + 2 * n)), vload(G, (3, i + 3 * n))
+    e = j1 - 1
+    ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
+    je, jf, jg, jh = min(j + 4, e), min(j + 5, e), min(j + 6, e), min(j + 7, e)
+    a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
+         vload(G, (g + 3, i)), vload(G, (g + 4, i)), vload(G, (g + 5, i)),
+         vload(G, (g + 6, i)), vload(G, (g + 7, i)),
+         vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
+         vload(G, (g + 3, i + n)), vload(G, (g + 4, i + n)), vload(G, (g + 5, i + n)),
+         vload(G, (g + 6, i + n)), vload(G, (g + 7, i + n)))
     for k in range(k0, k1):
         r = rows[k]
-        x0, x1 = vload(IN, (r, i)), vload(IN, (r, i + n))
-        x2, x3 = vload(IN, (r, i + 2 * n)), vload(IN, (r, i + 3 * n))
-        c = vsplat(D[k, ja])
-        a00, a01 = vfma(c, x0, a00), vfma(c, x1, a01)
-        a02, a03 = vfma(c, x2, a02), vfma(c, x3, a03)
-        c = vsplat(D[k, jb])
-        a10, a11 = vfma(c, x0, a10), vfma(c, x1, a11)
-        a12, a13 = vfma(c, x2, a12), vfma(c, x3, a13)
-        c = vsplat(D[k, jc])
-        a20, a21 = vfma(c, x0, a20), vfma(c, x1, a21)
-        a22, a23 = vfma(c, x2, a22), vfma(c, x3, a23)
-        c = vsplat(D[k, jd])
-        a30, a31 = vfma(c, x0, a30), vfma(c, x1, a31)
-        a32, a33 = vfma(c, x2, a32), vfma(c, x3, a33)
-    vstore(G, (0, i), a00)
-    vstore(G, (0, i + n), a01)
-    vstore(G, (0, i + 2 * n), a02)
-    vstore(G, (0, i + 3 * n), a03)
-    vstore(G, (1, i), a10)
-    vstore(G, (1, i + n), a11)
-    vstore(G, (1, i + 2 * n), a12)
-    vstore(G, (1, i + 3 * n), a13)
-    vstore(G, (2, i), a20)
-    vstore(G, (2, i + n), a21)
-    vstore(G, (2, i + 2 * n), a22)
-    vstore(G, (2, i + 3 * n), a23)
-    vstore(G, (3, i), a30)
-    vstore(G, (3, i + n), a31)
-    vstore(G, (3, i + 2 * n), a32)
-    vstore(G, (3, i + 3 * n), a33)
+        c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]),
+             vsplat(D[k, je]), vsplat(D[k, jf]), vsplat(D[k, jg]), vsplat(D[k, jh]))
+        a = _fma_8x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
+    vstore(G, (g, i), a[0])
+    vstore(G, (g + 1, i), a[1])
+    vstore(G, (g + 2, i), a[2])
+    vstore(G, (g + 3, i), a[3])
+    vstore(G, (g + 4, i), a[4])
+    vstore(G, (g + 5, i), a[5])
+    vstore(G, (g + 6, i), a[6])
+    vstore(G, (g + 7, i), a[7])
+    vstore(G, (g, i + n), a[8])
+    vstore(G, (g + 1, i + n), a[9])
+    vstore(G, (g + 2, i + n), a[10])
+    vstore(G, (g + 3, i + n), a[11])
+    vstore(G, (g + 4, i + n), a[12])
+    vstore(G, (g + 5, i + n), a[13])
+    vstore(G, (g + 6, i + n), a[14])
+    vstore(G, (g + 7, i + n), a[15])
 
 
 @njit
-def grad_pass_4x2(D, IN, rows, k0, k1, ja, jb, jc, jd, i, G):
-    """:func:`grad_pass_4x4` over 2 input vectors, ``G[u, i : i + 2 n]``."""
+def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, i, G, g):
+    """:func:`grad_pass_8x2` for 4 units."""
     n = lanes(G)
-    a00, a01 = vload(G, (0, i)), vload(G, (0, i + n))
-    a10, a11 = vload(G, (1, i)), vload(G, (1, i + n))
-    a20, a21 = vload(G, (2, i)), vload(G, (2, i + n))
-    a30, a31 = vload(G, (3, i)), vload(G, (3, i + n))
+    e = j1 - 1
+    ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
+    a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)), vload(G, (g + 3, i)),
+         vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
+         vload(G, (g + 3, i + n)))
     for k in range(k0, k1):
         r = rows[k]
-        x0, x1 = vload(IN, (r, i)), vload(IN, (r, i + n))
-        c = vsplat(D[k, ja])
-        a00, a01 = vfma(c, x0, a00), vfma(c, x1, a01)
-        c = vsplat(D[k, jb])
-        a10, a11 = vfma(c, x0, a10), vfma(c, x1, a11)
-        c = vsplat(D[k, jc])
-        a20, a21 = vfma(c, x0, a20), vfma(c, x1, a21)
-        c = vsplat(D[k, jd])
-        a30, a31 = vfma(c, x0, a30), vfma(c, x1, a31)
-    vstore(G, (0, i), a00)
-    vstore(G, (0, i + n), a01)
-    vstore(G, (1, i), a10)
-    vstore(G, (1, i + n), a11)
-    vstore(G, (2, i), a20)
-    vstore(G, (2, i + n), a21)
-    vstore(G, (3, i), a30)
-    vstore(G, (3, i + n), a31)
+        c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]))
+        a = _fma_4x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
+    vstore(G, (g, i), a[0])
+    vstore(G, (g + 1, i), a[1])
+    vstore(G, (g + 2, i), a[2])
+    vstore(G, (g + 3, i), a[3])
+    vstore(G, (g, i + n), a[4])
+    vstore(G, (g + 1, i + n), a[5])
+    vstore(G, (g + 2, i + n), a[6])
+    vstore(G, (g + 3, i + n), a[7])
 
 
-_grad_pass = grad_pass_4x4 if TILE == 4 else grad_pass_4x2
+_grad_pass = grad_pass_8x2 if UNIT_BLOCK == 8 else grad_pass_4x2
 
 
 @njit
-def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G):
-    """``G[u] += Σ_k D[k, j0 + u] IN[rows[k]]`` over ``k0 <= k < k1`` (k in order), for
-    the units ``j0 <= j0 + u < j1`` (at most 4; ``G`` has 4 rows, those past ``j1 - j0`` are
-    scratch). The caller zeroes ``G`` before the first range of rows.
+def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0):
+    """``G[g0 + u] += Σ_k D[k, j0 + u] IN[rows[k]]`` over ``k0 <= k < k1`` (k in order), for
+    the units ``j0 <= j0 + u < j1`` (at most :data:`UNIT_BLOCK`; ``G`` has that many rows
+    from ``g0`` on, those past ``j1 - j0`` are scratch). The caller zeroes them before the
+    first range of rows.
 
-    Four units by :data:`TILE` input vectors accumulate in registers over the rows,
+    :data:`UNIT_BLOCK` units by 2 input vectors accumulate in registers over the rows,
     starting from ``G`` (loaded exactly, so a sum taken over consecutive ranges of rows has
-    the bits of the sum taken at once); the width's remainder takes one vector at a time,
-    the last one partial."""
+    the bits of the sum taken at once); the width's remainder takes one unit and one vector
+    at a time, the last one partial."""
     d = IN.shape[1]
     n = lanes(G)
-    ja, jb, jc, jd = j0, min(j0 + 1, j1 - 1), min(j0 + 2, j1 - 1), min(j0 + 3, j1 - 1)
-    w = TILE * n
-    dw = d - d % w
-    for i in range(0, dw, w):
-        _grad_pass(D, IN, rows, k0, k1, ja, jb, jc, jd, i, G)
+    dw = d - d % (2 * n)
+    for i in range(0, dw, 2 * n):
+        _grad_pass(D, IN, rows, k0, k1, j0, j1, i, G, g0)
     for i in range(dw, d, n):
-        a0, a1 = vload_part(G, (0, i), d - i), vload_part(G, (1, i), d - i)
-        a2, a3 = vload_part(G, (2, i), d - i), vload_part(G, (3, i), d - i)
-        for k in range(k0, k1):
-            x0 = vload_part(IN, (rows[k], i), d - i)
-            a0, a1 = vfma(vsplat(D[k, ja]), x0, a0), vfma(vsplat(D[k, jb]), x0, a1)
-            a2, a3 = vfma(vsplat(D[k, jc]), x0, a2), vfma(vsplat(D[k, jd]), x0, a3)
-        vstore_part(G, (0, i), d - i, a0)
-        vstore_part(G, (1, i), d - i, a1)
-        vstore_part(G, (2, i), d - i, a2)
-        vstore_part(G, (3, i), d - i, a3)
+        c = d - i
+        for u in range(j1 - j0):
+            a = vload_part(G, (g0 + u, i), c)
+            for k in range(k0, k1):
+                a = vfma(vsplat(D[k, j0 + u]), vload_part(IN, (rows[k], i), c), a)
+            vstore_part(G, (g0 + u, i), c, a)
 
 
 @njit

@@ -88,8 +88,7 @@ def head_chunk(c, theta, offs, layers, acts, y, rows, X, H, hoff, D, doff, K, kb
     loss, errors = softmax_delta(O, DL, y, rows, k0, k1, inv_K)
     dW_part[:, :] = 0
     for c0 in range(0, m, UNIT_BLOCK):
-        weight_grad_block(DL, IN, rin, k0, k1, c0, min(c0 + UNIT_BLOCK, m),
-                          dW_part[c0:c0 + UNIT_BLOCK])
+        weight_grad_block(DL, IN, rin, k0, k1, c0, min(c0 + UNIT_BLOCK, m), dW_part, c0)
     zero = O.dtype.type(0)
     for cc in range(m):
         s = zero

@@ -84,17 +84,16 @@ def _claim(sync, phase, n_items, w, v):
 
 
 @njit(inline=True)
-def _hidden_item(item, W, B, code, IN_prev, rows_prev, D, IN, rows, OUT, S1W, S2W, S1B, S2B,
-                 l1, l2x2, opt, h, step_size, bc2_sqrt, G, GB):
+def _hidden_item(item, W, B, b, code, IN_prev, rows_prev, D, IN, rows, OUT, S1W, S2W, S1B,
+                 S2B, l1, l2x2, opt, h, step_size, bc2_sqrt, G, GB):
     """Units ``item * ITEM_UNITS ..`` of a hidden layer: the previous step's update of
-    their rows of ``W`` and ``B`` (when ``rows_prev`` is not empty; ``D`` holds that step's
-    deltas), then their activations for ``rows``. The rows go by tiles of
+    their rows of ``W`` and ``B`` (``b``: the same biases, 1-D; when ``rows_prev`` is not
+    empty, ``D`` holds that step's deltas), then their activations for ``rows``. The rows go by tiles of
     :data:`ROW_TILE`, each tile through all the item's unit blocks while its inputs are in
     cache. ``G``/``GB``: the worker's scratch for the item's gradient rows."""
     n_out = W.shape[0]
     kp = rows_prev.shape[0]
     kb = rows.shape[0]
-    b = B.reshape((n_out,))
     u0 = item * ITEM_UNITS
     u1 = min(u0 + ITEM_UNITS, n_out)
     if kp > 0:
@@ -103,15 +102,14 @@ def _hidden_item(item, W, B, code, IN_prev, rows_prev, D, IN, rows, OUT, S1W, S2
             t1 = min(t0 + ROW_TILE, kp)
             for j0 in range(u0, u1, UNIT_BLOCK):
                 weight_grad_block(D, IN_prev, rows_prev, t0, t1, j0, min(j0 + UNIT_BLOCK, u1),
-                                  G[j0 - u0:j0 - u0 + UNIT_BLOCK])
+                                  G, j0 - u0)
         bias_grad(D, np.int64(0), kp, u0, u1, GB)
         update_layer_rows(W, G, S1W, S2W, B, GB, S1B, S2B, u0, u1, l1, l2x2, opt, h,
                           step_size, bc2_sqrt)
     if kb > 0:
         for t0 in range(0, kb, ROW_TILE):
             t1 = min(t0 + ROW_TILE, kb)
-            for j0 in range(u0, u1, UNIT_BLOCK):
-                forward_block(W, b, IN, rows, t0, t1, j0, min(j0 + UNIT_BLOCK, u1), OUT)
+            forward_block(W, b, IN, rows, t0, t1, u0, u1, OUT)
         activate(OUT, np.int64(0), kb, u0, u1, code)
 
 
@@ -179,19 +177,23 @@ def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_
             else:
                 IN_prev, rows_prev = matrix(Hp, hoff[l - 1], K, n_in), ident[:kp]
                 IN, rin = matrix(Hc, hoff[l - 1], K, n_in), ident[:kb]
+            # the layer's views, once per phase: a view costs two atomic updates of a
+            # reference count that every worker shares
             W = weight(theta, offs, layers, l)
             B = bias(theta, offs, layers, l)
+            b = theta[offs[l - 1, 1]:offs[l - 1, 1] + n_out]
+            Dl = matrix(D, doff[l], K, n_out)
+            OUT = matrix(Hc, hoff[l], K, n_out)
+            S1W = state_matrix(s1, offs[l - 1, 0], n_out, n_in)
+            S2W = state_matrix(s2, offs[l - 1, 0], n_out, n_in)
+            S1B = state_matrix(s1, offs[l - 1, 1], n_out, 1)
+            S2B = state_matrix(s2, offs[l - 1, 1], n_out, 1)
             n_items = (n_out + ITEM_UNITS - 1) // ITEM_UNITS
             item, v = _claim(sync, phase, n_items, w, w)
             while item >= 0:
-                _hidden_item(item, W, B, acts[l - 1], IN_prev, rows_prev,
-                             matrix(D, doff[l], K, n_out), IN, rin,
-                             matrix(Hc, hoff[l], K, n_out),
-                             state_matrix(s1, offs[l - 1, 0], n_out, n_in),
-                             state_matrix(s2, offs[l - 1, 0], n_out, n_in),
-                             state_matrix(s1, offs[l - 1, 1], n_out, 1),
-                             state_matrix(s2, offs[l - 1, 1], n_out, 1), l1[l - 1], l2x2[l - 1],
-                             opt, h, sc[ps, 0], sc[ps, 1], Gw, GBw)
+                _hidden_item(item, W, B, b, acts[l - 1], IN_prev, rows_prev, Dl, IN, rin, OUT,
+                             S1W, S2W, S1B, S2B, l1[l - 1], l2x2[l - 1], opt, h, sc[ps, 0],
+                             sc[ps, 1], Gw, GBw)
                 atomic_add(sync, (phase, done), 1)
                 item, v = _claim(sync, phase, n_items, w, v)
             _wait(sync, phase, n_items)
@@ -326,7 +328,7 @@ def train_single_examples(theta, offs, layers, acts, l1, l2x2, X, y, order, h, o
             if update:
                 update_rows(B, d.reshape((n_out, 1)), state_matrix(s1, offs[l - 1, 1], n_out, 1),
                             state_matrix(s2, offs[l - 1, 1], n_out, 1), np.int64(0), n_out,
-                            zero, zero, opt, h, sc[ps, 0], sc[ps, 1])
+                            np.int64(0), zero, zero, opt, h, sc[ps, 0], sc[ps, 1])
             for j in range(n_out):
                 if update:
                     update_rank_one_row(W, S1W, S2W, j, d[j], IN_prev, l1[l - 1], l2x2[l - 1],

@@ -39,92 +39,84 @@ def _sign(w, zero, one):
 
 
 @njit
-def update_rows(P, G, S1, S2, j0, j1, l1, l2x2, opt, h, step_size, bc2_sqrt):
+def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt):
     """One step of rule ``opt`` for rows ``j0 <= j < j1`` of ``P`` (2-D) from the gradient rows
-    ``G[j]`` (penalties added here); ``S1``/``S2`` are the rule's state, shaped like ``P``
-    (ignored by the rules that keep none)."""
+    ``G[j - g0]`` (penalties added here); ``S1``/``S2`` are the rule's state, shaped like ``P``
+    (ignored by the rules that keep none). Elements are indexed in place, never through row
+    views: a view costs two atomic reference-count updates, on counters that every worker
+    shares (they were a sixth of a deep epoch)."""
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
     n = P.shape[1]
     if opt == SGD:
         for j in range(j0, j1):
-            p, g = P[j], G[j]
             for i in range(n):
-                w = p[i]
-                p[i] = w - lr * (g[i] + (l1 * _sign(w, zero, one) + l2x2 * w))
+                w = P[j, i]
+                P[j, i] = w - lr * (G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w))
     elif opt == MOMENTUM or opt == NESTEROV:
         mu = h[1]
         nesterov = opt == NESTEROV
         for j in range(j0, j1):
-            p, g, s = P[j], G[j], S1[j]
             for i in range(n):
-                w = p[i]
-                gi = g[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-                b = mu * s[i] + gi
-                s[i] = b
-                p[i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
+                w = P[j, i]
+                gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
+                b = mu * S1[j, i] + gi
+                S1[j, i] = b
+                P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
     else:
         beta1, c1, beta2, c2, eps = h[2], h[3], h[4], h[5], h[6]
         inv_bc2 = one / bc2_sqrt                      # a product in the loop, not a division
         for j in range(j0, j1):
-            p, g, m, v = P[j], G[j], S1[j], S2[j]
             for i in range(n):
-                w = p[i]
-                gi = g[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-                mi = beta1 * m[i] + c1 * gi
-                vi = beta2 * v[i] + c2 * (gi * gi)
-                m[i] = mi
-                v[i] = vi
-                p[i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
+                w = P[j, i]
+                gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
+                mi = beta1 * S1[j, i] + c1 * gi
+                vi = beta2 * S2[j, i] + c2 * (gi * gi)
+                S1[j, i] = mi
+                S2[j, i] = vi
+                P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
 
 
 @njit(inline=True)
 def update_layer_rows(W, GW, S1W, S2W, B, GB, S1B, S2B, j0, j1, l1, l2x2, opt, h, step_size,
                       bc2_sqrt):
     """Rows ``j0 <= j < j1`` of a layer's weights ``W`` and biases ``B`` (an ``(n, 1)`` view),
-    from their gradient rows ``GW[j - j0]`` and ``GB[j - j0]``; biases take no penalty.
-    One call of :func:`update_rows` serves both (one copy of its loops in the caller)."""
+    from their gradient rows ``GW[j - j0]`` and ``GB[j - j0]``; biases take no penalty."""
     zero = W.dtype.type(0)
-    for part in range(2):
-        if part == 0:
-            P, G, S1, S2, a, c = W[j0:j1], GW, S1W[j0:j1], S2W[j0:j1], l1, l2x2
-        else:
-            P, G, S1, S2, a, c = B[j0:j1], GB, S1B[j0:j1], S2B[j0:j1], zero, zero
-        update_rows(P, G, S1, S2, 0, j1 - j0, a, c, opt, h, step_size, bc2_sqrt)
+    update_rows(W, GW, S1W, S2W, j0, j1, j0, l1, l2x2, opt, h, step_size, bc2_sqrt)
+    update_rows(B, GB, S1B, S2B, j0, j1, j0, zero, zero, opt, h, step_size, bc2_sqrt)
 
 
 @njit
 def update_rank_one_row(P, S1, S2, j, c, x, l1, l2x2, opt, h, step_size, bc2_sqrt):
     """Batch size 1: the step of rule ``opt`` for row ``j`` of ``P`` with the rank-one
-    gradient ``c x`` (plus penalties), without materializing it."""
+    gradient ``c x`` (plus penalties), without materializing it (indexed in place, as
+    :func:`update_rows`)."""
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
-    p = P[j]
     if opt == SGD:
-        for i in range(p.shape[0]):
-            w = p[i]
-            p[i] = w - lr * (c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w))
+        for i in range(P.shape[1]):
+            w = P[j, i]
+            P[j, i] = w - lr * (c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w))
     elif opt == MOMENTUM or opt == NESTEROV:
         mu = h[1]
         nesterov = opt == NESTEROV
-        sb = S1[j]
-        for i in range(p.shape[0]):
-            w = p[i]
+        for i in range(P.shape[1]):
+            w = P[j, i]
             gi = c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            b = mu * sb[i] + gi
-            sb[i] = b
-            p[i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
+            b = mu * S1[j, i] + gi
+            S1[j, i] = b
+            P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
     else:
         beta1, c1, beta2, c2, eps = h[2], h[3], h[4], h[5], h[6]
         inv_bc2 = one / bc2_sqrt
-        m, v = S1[j], S2[j]
-        for i in range(p.shape[0]):
-            w = p[i]
+        for i in range(P.shape[1]):
+            w = P[j, i]
             gi = c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            mi = beta1 * m[i] + c1 * gi
-            vi = beta2 * v[i] + c2 * (gi * gi)
-            m[i] = mi
-            v[i] = vi
-            p[i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
+            mi = beta1 * S1[j, i] + c1 * gi
+            vi = beta2 * S2[j, i] + c2 * (gi * gi)
+            S1[j, i] = mi
+            S2[j, i] = vi
+            P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
