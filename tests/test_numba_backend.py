@@ -112,7 +112,7 @@ def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):
             for k in range(0, K, 2):
                 tile(W, b, IN, rows, j, n_out, k, K, OUT)
             for i in range(0, n_in - n_in % (2 * n), 2 * n):
-                grad_pass(D, IN, rows, 0, K, j, n_out, i, G, j)
+                grad_pass(D, IN, rows, 0, K, j, n_out, i, G, j, False)
         outs.append(OUT)
         grads.append(G[:n_out])
     assert np.abs(outs[0] - (b + IN[rows] @ W.T)).max() < 1e-3 * n_in
@@ -276,7 +276,7 @@ def test_float32_kernels_do_no_float64_arithmetic():
     h = np.array([0.1, 0.9, 0.9, 0.1, 0.999, 0.001, 1e-8], f32)
     calls = {
         _layers.forward_block: (W, b, IN, rows, 0, 9, 0, 6, np.zeros((9, 6), f32)),
-        _layers.weight_grad_block: (D, IN, rows, 0, 9, 0, 4, G, 0),
+        _layers.weight_grad_block: (D, IN, rows, 0, 9, 0, 4, G, 0, False),
         _layers.backprop_block: (D, W, 0, 9, np.zeros((9, 21), f32)),
         _layers.activate: (IN, 0, 9, 0, 21, 2),
         _layers.times_derivative: (IN, IN.copy(), 0, 9, 1),

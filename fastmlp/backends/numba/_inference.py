@@ -99,10 +99,10 @@ def loss_and_grads(theta, offs, layers, acts, l1, l2x2, X, y, wrt_input):
         n_in = layers[l - 1]
         IN = X if l == 1 else matrix(H, hoff[l - 1], K, n_in)
         Dl = matrix(D, doff[l], K, n_out)
-        GW = np.zeros((ceil_block(n_out), n_in), dt)
+        GW = np.empty((ceil_block(n_out), n_in), dt)
         for j0 in range(0, n_out, UNIT_BLOCK):
             weight_grad_block(Dl, IN, rows, np.int64(0), K, j0, min(j0 + UNIT_BLOCK, n_out),
-                              GW, j0)
+                              GW, j0, True)
         dW = matrix(grad, offs[l - 1, 0], n_out, n_in)
         dW[:, :] = GW[:n_out]
         _add_penalty(dW, weight(theta, offs, layers, l), l1[l - 1], l2x2[l - 1])

@@ -184,20 +184,24 @@ def forward_block(W, b, IN, rows, k0, k1, j0, j1, OUT):
 
 
 @njit
-def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, i, G, g):
+def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, i, G, g, fresh):
     """``G[g + u, i : i + 2 n] += Σ_k D[k, j + u] IN[rows[k], i : i + 2 n]`` for u < 8, k in
     order (units past ``j1`` repeat the last one into scratch rows of ``G``): 8 units by 2
-    input vectors in registers over the rows."""
+    input vectors in registers over the rows. ``fresh``: start from zero instead of ``G``
+    (the same bits as a zeroed ``G``, without writing and reading the zeros)."""
     n = lanes(G)
     e = j1 - 1
     ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
     je, jf, jg, jh = min(j + 4, e), min(j + 5, e), min(j + 6, e), min(j + 7, e)
-    a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
-         vload(G, (g + 3, i)), vload(G, (g + 4, i)), vload(G, (g + 5, i)),
-         vload(G, (g + 6, i)), vload(G, (g + 7, i)),
-         vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
-         vload(G, (g + 3, i + n)), vload(G, (g + 4, i + n)), vload(G, (g + 5, i + n)),
-         vload(G, (g + 6, i + n)), vload(G, (g + 7, i + n)))
+    z = vsplat(G.dtype.type(0))
+    a = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
+    if not fresh:
+        a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
+             vload(G, (g + 3, i)), vload(G, (g + 4, i)), vload(G, (g + 5, i)),
+             vload(G, (g + 6, i)), vload(G, (g + 7, i)),
+             vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
+             vload(G, (g + 3, i + n)), vload(G, (g + 4, i + n)), vload(G, (g + 5, i + n)),
+             vload(G, (g + 6, i + n)), vload(G, (g + 7, i + n)))
     for k in range(k0, k1):
         r = rows[k]
         c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]),
@@ -222,14 +226,17 @@ def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, i, G, g):
 
 
 @njit
-def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, i, G, g):
+def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, i, G, g, fresh):
     """:func:`grad_pass_8x2` for 4 units."""
     n = lanes(G)
     e = j1 - 1
     ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
-    a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)), vload(G, (g + 3, i)),
-         vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
-         vload(G, (g + 3, i + n)))
+    z = vsplat(G.dtype.type(0))
+    a = (z, z, z, z, z, z, z, z)
+    if not fresh:
+        a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
+             vload(G, (g + 3, i)), vload(G, (g, i + n)), vload(G, (g + 1, i + n)),
+             vload(G, (g + 2, i + n)), vload(G, (g + 3, i + n)))
     for k in range(k0, k1):
         r = rows[k]
         c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]))
@@ -248,11 +255,11 @@ _grad_pass = grad_pass_8x2 if UNIT_BLOCK == 8 else grad_pass_4x2
 
 
 @njit
-def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0):
+def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0, fresh):
     """``G[g0 + u] += Σ_k D[k, j0 + u] IN[rows[k]]`` over ``k0 <= k < k1`` (k in order), for
     the units ``j0 <= j0 + u < j1`` (at most :data:`UNIT_BLOCK`; ``G`` has that many rows
-    from ``g0`` on, those past ``j1 - j0`` are scratch). The caller zeroes them before the
-    first range of rows.
+    from ``g0`` on, those past ``j1 - j0`` are scratch). ``fresh``: ``=`` instead of ``+=``
+    (the first range of rows of a sum).
 
     :data:`UNIT_BLOCK` units by 2 input vectors accumulate in registers over the rows,
     starting from ``G`` (loaded exactly, so a sum taken over consecutive ranges of rows has
@@ -260,13 +267,14 @@ def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0):
     at a time, the last one partial."""
     d = IN.shape[1]
     n = lanes(G)
+    z = vsplat(G.dtype.type(0))
     dw = d - d % (2 * n)
     for i in range(0, dw, 2 * n):
-        _grad_pass(D, IN, rows, k0, k1, j0, j1, i, G, g0)
+        _grad_pass(D, IN, rows, k0, k1, j0, j1, i, G, g0, fresh)
     for i in range(dw, d, n):
         c = d - i
         for u in range(j1 - j0):
-            a = vload_part(G, (g0 + u, i), c)
+            a = z if fresh else vload_part(G, (g0 + u, i), c)
             for k in range(k0, k1):
                 a = vfma(vsplat(D[k, j0 + u]), vload_part(IN, (rows[k], i), c), a)
             vstore_part(G, (g0 + u, i), c, a)
