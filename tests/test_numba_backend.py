@@ -103,22 +103,20 @@ def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):
     rows = rng.permutation(50)[:K].astype(np.int64)
     D = rng.standard_normal((K, n_out)).astype(dtype)
     outs, grads = [], []
-    for tile, grad_pass, units in ((_layers.forward_tile_8x2, _layers.grad_pass_8x2, 8),
-                                   (_layers.forward_tile_4x2, _layers.grad_pass_4x2, 4)):
+    for forward, grad_pass, units in ((_layers.forward_block_8x2, _layers.grad_pass_8x2, 8),
+                                      (_layers.forward_block_4x2, _layers.grad_pass_4x2, 4)):
         OUT = np.zeros((K, n_out), dtype)
+        forward(W, b, IN, rows, 0, K, 0, n_out, OUT)
         G = np.zeros((-(-n_out // 8) * 8, n_in), dtype)
         n = _simd.VECTOR_BYTES // np.dtype(dtype).itemsize
+        whole = n_in - n_in % (2 * n)                     # the passes' part of the width
         for j in range(0, n_out, units):
-            for k in range(0, K, 2):
-                tile(W, b, IN, rows, j, n_out, k, K, OUT)
-            for i in range(0, n_in - n_in % (2 * n), 2 * n):
-                grad_pass(D, IN, rows, 0, K, j, n_out, i, G, j, False)
+            grad_pass(D, IN, rows, 0, K, j, n_out, whole, G, j, False)
         outs.append(OUT)
         grads.append(G[:n_out])
     assert np.abs(outs[0] - (b + IN[rows] @ W.T)).max() < 1e-3 * n_in
     assert outs[0].tobytes() == outs[1].tobytes()
     assert n_in < 2 * n or grads[0].any()
-    whole = n_in - n_in % (2 * n)                         # the passes' part of the width
     assert np.abs(grads[0][:, :whole] - (D.T @ IN[rows])[:, :whole]).max() < 1e-3 * K
     assert grads[0].tobytes() == grads[1].tobytes()
 

@@ -72,183 +72,168 @@ def _fma_4x2(w, va, vb, s):
 
 
 @njit(inline=True)
-def _rows_of_8(W, j, j1, i):
-    """``W[min(j + u, j1 - 1), i:]`` as vectors for u < 8 (the last unit repeated at the
-    edge of the matrix)."""
+def _units(j, j1, count):
+    """``j, j+1, ..`` (``count`` of them, 8 or 4), the last unit ``j1 - 1`` repeated past the
+    edge of the matrix."""
     e = j1 - 1
-    return (vload(W, (j, i)), vload(W, (min(j + 1, e), i)), vload(W, (min(j + 2, e), i)),
-            vload(W, (min(j + 3, e), i)), vload(W, (min(j + 4, e), i)),
-            vload(W, (min(j + 5, e), i)), vload(W, (min(j + 6, e), i)),
-            vload(W, (min(j + 7, e), i)))
+    if count == 8:
+        return (j, min(j + 1, e), min(j + 2, e), min(j + 3, e), min(j + 4, e), min(j + 5, e),
+                min(j + 6, e), min(j + 7, e))
+    return (j, min(j + 1, e), min(j + 2, e), min(j + 3, e), e, e, e, e)
 
 
-@njit(inline=True)
-def _part_rows_of_8(W, j, j1, i, c):
-    """:func:`_rows_of_8` for the first ``c`` values from ``i`` on (masked loads)."""
-    e = j1 - 1
-    return (vload_part(W, (j, i), c), vload_part(W, (min(j + 1, e), i), c),
-            vload_part(W, (min(j + 2, e), i), c), vload_part(W, (min(j + 3, e), i), c),
-            vload_part(W, (min(j + 4, e), i), c), vload_part(W, (min(j + 5, e), i), c),
-            vload_part(W, (min(j + 6, e), i), c), vload_part(W, (min(j + 7, e), i), c))
-
-
-@njit(inline=True)
-def _rows_of_4(W, j, j1, i):
-    """``W[min(j + u, j1 - 1), i:]`` as vectors for u < 4."""
-    e = j1 - 1
-    return (vload(W, (j, i)), vload(W, (min(j + 1, e), i)), vload(W, (min(j + 2, e), i)),
-            vload(W, (min(j + 3, e), i)))
-
-
-@njit(inline=True)
-def _part_rows_of_4(W, j, j1, i, c):
-    """:func:`_rows_of_4` for the first ``c`` values from ``i`` on (masked loads)."""
-    e = j1 - 1
-    return (vload_part(W, (j, i), c), vload_part(W, (min(j + 1, e), i), c),
-            vload_part(W, (min(j + 2, e), i), c), vload_part(W, (min(j + 3, e), i), c))
-
-
-@njit(inline=True)
-def _store_tile(OUT, b, t, k, k1, j, j1, n_units):
-    """``OUT[k + r, j + u] = b[j + u] + t[n_units r + u]`` for the tile's 2 rows and its
-    ``n_units`` units where they exist (one lane at a time: the edge of the matrix)."""
-    n = lanes(b)
-    for r in range(min(2, k1 - k)):
-        for u in range(min(n_units, j1 - j)):
-            q = n_units * r + u
-            OUT[k + r, j + u] = b[j + u] + vlane(t[q // n], q % n)
-
-
-@njit(inline=True)
-def forward_tile_8x2(W, b, IN, rows, j, j1, k, k1, OUT):
-    """Pre-activations of units ``j .. j+7`` (the last one repeated past ``j1``, the copies
-    dropped) for minibatch rows ``k, k+1`` (likewise past ``k1``): 16 dot products along
-    the inputs, then one transposing tree of lane sums (:func:`._simd.vsums`)."""
-    d = IN.shape[1]
-    n = lanes(W)
-    dv = d - d % n
-    z = vsplat(W.dtype.type(0))
-    ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
-    s = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
-    for i in range(0, dv, n):
-        s = _fma_8x2(_rows_of_8(W, j, j1, i), vload(IN, (ra, i)), vload(IN, (rb, i)), s)
-    if dv < d:
-        c = d - dv
-        s = _fma_8x2(_part_rows_of_8(W, j, j1, dv, c), vload_part(IN, (ra, dv), c),
-                     vload_part(IN, (rb, dv), c), s)
-    t = vsums(s)
-    if j + 8 <= j1 and k + 2 <= k1:
-        vstore_sums(OUT, (k, j), t, 0, 8, b, j)
-        vstore_sums(OUT, (k + 1, j), t, 8, 8, b, j)
-    else:
-        _store_tile(OUT, b, t, k, k1, j, j1, 8)
-
-
-@njit(inline=True)
-def forward_tile_4x2(W, b, IN, rows, j, j1, k, k1, OUT):
-    """:func:`forward_tile_8x2` for units ``j .. j+3``."""
-    d = IN.shape[1]
-    n = lanes(W)
-    dv = d - d % n
-    z = vsplat(W.dtype.type(0))
-    ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
-    s = (z, z, z, z, z, z, z, z)
-    for i in range(0, dv, n):
-        s = _fma_4x2(_rows_of_4(W, j, j1, i), vload(IN, (ra, i)), vload(IN, (rb, i)), s)
-    if dv < d:
-        c = d - dv
-        s = _fma_4x2(_part_rows_of_4(W, j, j1, dv, c), vload_part(IN, (ra, dv), c),
-                     vload_part(IN, (rb, dv), c), s)
-    t = vsums(s)
-    if j + 4 <= j1 and k + 2 <= k1:
-        vstore_sums(OUT, (k, j), t, 0, 4, b, j)
-        vstore_sums(OUT, (k + 1, j), t, 4, 4, b, j)
-    else:
-        _store_tile(OUT, b, t, k, k1, j, j1, 4)
-
-
-_forward_tile = forward_tile_8x2 if UNIT_BLOCK == 8 else forward_tile_4x2
-
+# The forward products. Each tile of units j.. by minibatch rows k, k+1 is written out in
+# the loop body rather than in a function of its own: numba counts the references of every
+# array passed to a function, inlined or not, with two atomic updates per array and call,
+# and per tile that cost a tenth of a deep epoch.
 
 @njit
-def forward_block(W, b, IN, rows, k0, k1, j0, j1, OUT):
+def forward_block_8x2(W, b, IN, rows, k0, k1, j0, j1, OUT):
     """Pre-activations ``OUT[k, j] = b[j] + W[j] · IN[rows[k]]`` for ``k0 <= k < k1`` and
-    ``j0 <= j < j1``; ``j0`` a multiple of :data:`UNIT_BLOCK`.
+    ``j0 <= j < j1``; ``j0`` a multiple of 8.
 
-    Tiles of :data:`UNIT_BLOCK` units by 2 examples; the dot products run along whole
-    vectors of inputs (the last one partial when the width is not a multiple of the lane
-    count)."""
-    for j in range(j0, j1, UNIT_BLOCK):
+    Tiles of 8 units by 2 examples (the last unit and row repeated at the edges, the copies
+    dropped): 16 dot products along the inputs in vector accumulators, the last vector
+    partial when the width is not a multiple of the lane count, then one transposing tree
+    of lane sums (:func:`._simd.vsums`)."""
+    d = IN.shape[1]
+    n = lanes(W)
+    dv = d - d % n
+    c = d - dv
+    z = vsplat(W.dtype.type(0))
+    for j in range(j0, j1, 8):
+        u = _units(j, j1, 8)
         for k in range(k0, k1, 2):
-            _forward_tile(W, b, IN, rows, j, j1, k, k1, OUT)
+            ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
+            s = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
+            for i in range(0, dv, n):
+                w = (vload(W, (u[0], i)), vload(W, (u[1], i)), vload(W, (u[2], i)),
+                     vload(W, (u[3], i)), vload(W, (u[4], i)), vload(W, (u[5], i)),
+                     vload(W, (u[6], i)), vload(W, (u[7], i)))
+                s = _fma_8x2(w, vload(IN, (ra, i)), vload(IN, (rb, i)), s)
+            if c > 0:
+                w = (vload_part(W, (u[0], dv), c), vload_part(W, (u[1], dv), c),
+                     vload_part(W, (u[2], dv), c), vload_part(W, (u[3], dv), c),
+                     vload_part(W, (u[4], dv), c), vload_part(W, (u[5], dv), c),
+                     vload_part(W, (u[6], dv), c), vload_part(W, (u[7], dv), c))
+                s = _fma_8x2(w, vload_part(IN, (ra, dv), c), vload_part(IN, (rb, dv), c), s)
+            t = vsums(s)
+            if j + 8 <= j1 and k + 2 <= k1:
+                vstore_sums(OUT, (k, j), t, 0, 8, b, j)
+                vstore_sums(OUT, (k + 1, j), t, 8, 8, b, j)
+            else:                                     # the edge, one lane at a time
+                for r in range(min(2, k1 - k)):
+                    for q in range(min(8, j1 - j)):
+                        OUT[k + r, j + q] = b[j + q] + vlane(t[(8 * r + q) // n],
+                                                             (8 * r + q) % n)
 
 
 @njit
-def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, i, G, g, fresh):
-    """``G[g + u, i : i + 2 n] += Σ_k D[k, j + u] IN[rows[k], i : i + 2 n]`` for u < 8, k in
-    order (units past ``j1`` repeat the last one into scratch rows of ``G``): 8 units by 2
-    input vectors in registers over the rows. ``fresh``: start from zero instead of ``G``
-    (the same bits as a zeroed ``G``, without writing and reading the zeros)."""
+def forward_block_4x2(W, b, IN, rows, k0, k1, j0, j1, OUT):
+    """:func:`forward_block_8x2` in tiles of 4 units by 2 examples; ``j0`` a multiple of 4."""
+    d = IN.shape[1]
+    n = lanes(W)
+    dv = d - d % n
+    c = d - dv
+    z = vsplat(W.dtype.type(0))
+    for j in range(j0, j1, 4):
+        u = _units(j, j1, 4)
+        for k in range(k0, k1, 2):
+            ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
+            s = (z, z, z, z, z, z, z, z)
+            for i in range(0, dv, n):
+                w = (vload(W, (u[0], i)), vload(W, (u[1], i)), vload(W, (u[2], i)),
+                     vload(W, (u[3], i)))
+                s = _fma_4x2(w, vload(IN, (ra, i)), vload(IN, (rb, i)), s)
+            if c > 0:
+                w = (vload_part(W, (u[0], dv), c), vload_part(W, (u[1], dv), c),
+                     vload_part(W, (u[2], dv), c), vload_part(W, (u[3], dv), c))
+                s = _fma_4x2(w, vload_part(IN, (ra, dv), c), vload_part(IN, (rb, dv), c), s)
+            t = vsums(s)
+            if j + 4 <= j1 and k + 2 <= k1:
+                vstore_sums(OUT, (k, j), t, 0, 4, b, j)
+                vstore_sums(OUT, (k + 1, j), t, 4, 4, b, j)
+            else:
+                for r in range(min(2, k1 - k)):
+                    for q in range(min(4, j1 - j)):
+                        OUT[k + r, j + q] = b[j + q] + vlane(t[(4 * r + q) // n],
+                                                             (4 * r + q) % n)
+
+
+#: the forward product for this CPU's tile (:data:`._compile.UNIT_BLOCK` units)
+forward_block = forward_block_8x2 if UNIT_BLOCK == 8 else forward_block_4x2
+
+
+@njit
+def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
+    """``G[g + u, :dw] += Σ_k D[k, j + u] IN[rows[k], :dw]`` for u < 8, k in order (units
+    past ``j1`` repeat the last one into scratch rows of ``G``), ``dw`` a multiple of 2
+    vectors: 8 units by 2 input vectors in registers over the rows, pass after pass along the
+    width (in one call: a call costs atomic reference-count updates of its arrays).
+    ``fresh``: start from zero instead of ``G`` (the same bits as a zeroed ``G``, without
+    writing and reading the zeros)."""
     n = lanes(G)
     e = j1 - 1
     ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
     je, jf, jg, jh = min(j + 4, e), min(j + 5, e), min(j + 6, e), min(j + 7, e)
     z = vsplat(G.dtype.type(0))
-    a = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
-    if not fresh:
-        a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
-             vload(G, (g + 3, i)), vload(G, (g + 4, i)), vload(G, (g + 5, i)),
-             vload(G, (g + 6, i)), vload(G, (g + 7, i)),
-             vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
-             vload(G, (g + 3, i + n)), vload(G, (g + 4, i + n)), vload(G, (g + 5, i + n)),
-             vload(G, (g + 6, i + n)), vload(G, (g + 7, i + n)))
-    for k in range(k0, k1):
-        r = rows[k]
-        c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]),
-             vsplat(D[k, je]), vsplat(D[k, jf]), vsplat(D[k, jg]), vsplat(D[k, jh]))
-        a = _fma_8x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
-    vstore(G, (g, i), a[0])
-    vstore(G, (g + 1, i), a[1])
-    vstore(G, (g + 2, i), a[2])
-    vstore(G, (g + 3, i), a[3])
-    vstore(G, (g + 4, i), a[4])
-    vstore(G, (g + 5, i), a[5])
-    vstore(G, (g + 6, i), a[6])
-    vstore(G, (g + 7, i), a[7])
-    vstore(G, (g, i + n), a[8])
-    vstore(G, (g + 1, i + n), a[9])
-    vstore(G, (g + 2, i + n), a[10])
-    vstore(G, (g + 3, i + n), a[11])
-    vstore(G, (g + 4, i + n), a[12])
-    vstore(G, (g + 5, i + n), a[13])
-    vstore(G, (g + 6, i + n), a[14])
-    vstore(G, (g + 7, i + n), a[15])
+    for i in range(0, dw, 2 * n):
+        a = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
+        if not fresh:
+            a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
+                 vload(G, (g + 3, i)), vload(G, (g + 4, i)), vload(G, (g + 5, i)),
+                 vload(G, (g + 6, i)), vload(G, (g + 7, i)),
+                 vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
+                 vload(G, (g + 3, i + n)), vload(G, (g + 4, i + n)), vload(G, (g + 5, i + n)),
+                 vload(G, (g + 6, i + n)), vload(G, (g + 7, i + n)))
+        for k in range(k0, k1):
+            r = rows[k]
+            c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]),
+                 vsplat(D[k, je]), vsplat(D[k, jf]), vsplat(D[k, jg]), vsplat(D[k, jh]))
+            a = _fma_8x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
+        vstore(G, (g, i), a[0])
+        vstore(G, (g + 1, i), a[1])
+        vstore(G, (g + 2, i), a[2])
+        vstore(G, (g + 3, i), a[3])
+        vstore(G, (g + 4, i), a[4])
+        vstore(G, (g + 5, i), a[5])
+        vstore(G, (g + 6, i), a[6])
+        vstore(G, (g + 7, i), a[7])
+        vstore(G, (g, i + n), a[8])
+        vstore(G, (g + 1, i + n), a[9])
+        vstore(G, (g + 2, i + n), a[10])
+        vstore(G, (g + 3, i + n), a[11])
+        vstore(G, (g + 4, i + n), a[12])
+        vstore(G, (g + 5, i + n), a[13])
+        vstore(G, (g + 6, i + n), a[14])
+        vstore(G, (g + 7, i + n), a[15])
 
 
 @njit
-def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, i, G, g, fresh):
+def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
     """:func:`grad_pass_8x2` for 4 units."""
     n = lanes(G)
     e = j1 - 1
     ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
     z = vsplat(G.dtype.type(0))
-    a = (z, z, z, z, z, z, z, z)
-    if not fresh:
-        a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
-             vload(G, (g + 3, i)), vload(G, (g, i + n)), vload(G, (g + 1, i + n)),
-             vload(G, (g + 2, i + n)), vload(G, (g + 3, i + n)))
-    for k in range(k0, k1):
-        r = rows[k]
-        c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]))
-        a = _fma_4x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
-    vstore(G, (g, i), a[0])
-    vstore(G, (g + 1, i), a[1])
-    vstore(G, (g + 2, i), a[2])
-    vstore(G, (g + 3, i), a[3])
-    vstore(G, (g, i + n), a[4])
-    vstore(G, (g + 1, i + n), a[5])
-    vstore(G, (g + 2, i + n), a[6])
-    vstore(G, (g + 3, i + n), a[7])
+    for i in range(0, dw, 2 * n):
+        a = (z, z, z, z, z, z, z, z)
+        if not fresh:
+            a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
+                 vload(G, (g + 3, i)), vload(G, (g, i + n)), vload(G, (g + 1, i + n)),
+                 vload(G, (g + 2, i + n)), vload(G, (g + 3, i + n)))
+        for k in range(k0, k1):
+            r = rows[k]
+            c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]))
+            a = _fma_4x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
+        vstore(G, (g, i), a[0])
+        vstore(G, (g + 1, i), a[1])
+        vstore(G, (g + 2, i), a[2])
+        vstore(G, (g + 3, i), a[3])
+        vstore(G, (g, i + n), a[4])
+        vstore(G, (g + 1, i + n), a[5])
+        vstore(G, (g + 2, i + n), a[6])
+        vstore(G, (g + 3, i + n), a[7])
 
 
 _grad_pass = grad_pass_8x2 if UNIT_BLOCK == 8 else grad_pass_4x2
@@ -269,8 +254,7 @@ def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0, fresh):
     n = lanes(G)
     z = vsplat(G.dtype.type(0))
     dw = d - d % (2 * n)
-    for i in range(0, dw, 2 * n):
-        _grad_pass(D, IN, rows, k0, k1, j0, j1, i, G, g0, fresh)
+    _grad_pass(D, IN, rows, k0, k1, j0, j1, dw, G, g0, fresh)
     for i in range(dw, d, n):
         c = d - i
         for u in range(j1 - j0):
