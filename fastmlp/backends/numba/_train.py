@@ -176,8 +176,8 @@ def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_
             else:
                 IN_prev, rows_prev = matrix(Hp, hoff[l - 1], K, n_in), ident[:kp]
                 IN, rin = matrix(Hc, hoff[l - 1], K, n_in), ident[:kb]
-            # the layer's views, once per phase: a view costs two atomic updates of a
-            # reference count that every worker shares
+            # the layer's views, once per phase rather than per item: each view costs two
+            # atomic updates of a reference count
             W = weight(theta, offs, layers, l)
             B = bias(theta, offs, layers, l)
             b = theta[offs[l - 1, 1]:offs[l - 1, 1] + n_out]

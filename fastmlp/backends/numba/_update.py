@@ -43,8 +43,8 @@ def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt)
     """One step of rule ``opt`` for rows ``j0 <= j < j1`` of ``P`` (2-D) from the gradient rows
     ``G[j - g0]`` (penalties added here); ``S1``/``S2`` are the rule's state, shaped like ``P``
     (ignored by the rules that keep none). Elements are indexed in place, never through row
-    views: a view costs two atomic reference-count updates, on counters that every worker
-    shares (they were a sixth of a deep epoch)."""
+    views: a view costs two atomic reference-count updates, and this runs for every row of
+    every step."""
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
