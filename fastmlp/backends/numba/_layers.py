@@ -14,7 +14,7 @@ like a BLAS micro-kernel, each in the form that needs no transposed copy of ``W`
   (:func:`._simd.vsums`);
 * :func:`weight_grad_block` -- ``Σ_k δ[k, j] x_k``: ``UNIT_BLOCK`` units by 2 input vectors
   held in registers over a tile of rows, continued from the previous tile's sums;
-* :func:`backprop_block` -- ``δ W``: 4 examples by 4 input vectors, over the units.
+* :func:`backprop_block` -- ``δ W``: 4 examples by one input vector, over the units.
 
 Every element is computed by the same sequence of operations whatever tile it falls in (a
 tile at the edge repeats a valid unit or row and drops the copy; a lone example takes a
@@ -173,9 +173,7 @@ def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
     ``fresh``: start from zero instead of ``G`` (the same bits as a zeroed ``G``, without
     writing and reading the zeros)."""
     n = lanes(G)
-    e = j1 - 1
-    ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
-    je, jf, jg, jh = min(j + 4, e), min(j + 5, e), min(j + 6, e), min(j + 7, e)
+    ja, jb, jc, jd, je, jf, jg, jh = _units(j, j1, 8)
     z = vsplat(G.dtype.type(0))
     for i in range(0, dw, 2 * n):
         a = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
@@ -213,8 +211,7 @@ def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
 def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
     """:func:`grad_pass_8x2` for 4 units."""
     n = lanes(G)
-    e = j1 - 1
-    ja, jb, jc, jd = j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
+    ja, jb, jc, jd = _units(j, j1, 4)[:4]
     z = vsplat(G.dtype.type(0))
     for i in range(0, dw, 2 * n):
         a = (z, z, z, z, z, z, z, z)
