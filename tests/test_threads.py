@@ -264,3 +264,26 @@ def test_every_threading_layer_numba_may_pick_lets_threads_and_forked_children_f
     if out.stdout.startswith("unavailable"):
         pytest.skip(f"numba's {layer} threading layer is not installed here")
     assert out.stdout.split() == ["layer", layer]
+
+
+def test_an_interrupt_as_the_workers_start_returns_only_when_they_have(monkeypatch):
+    """A stop signal landing right after the pool's workers started (before this thread runs
+    worker 0) must not leave them writing the model while the trainer restores or saves it:
+    run() raises only once every started worker has returned."""
+    started, finished = [], []
+    submit = _workers._submit
+
+    def submit_then_interrupt(kernel, n_workers, args, futures):
+        submit(kernel, n_workers, args, futures)
+        started.extend(futures)
+        raise KeyboardInterrupt
+
+    def kernel(w, delay):
+        threading.Event().wait(delay)
+        finished.append(w)
+
+    monkeypatch.setattr(_workers, "_submit", submit_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _workers.run(kernel, 3, 0.3)
+    assert len(started) == 2 and sorted(finished) == [1, 2]
+    assert all(future.done() for future in started)

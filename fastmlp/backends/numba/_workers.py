@@ -37,10 +37,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _submit(kernel, n_workers, args):
+def _submit(kernel, n_workers, args, futures):
     """Submit workers ``1 .. n_workers - 1`` to the pool, grown to at least ``n_workers - 1``
-    threads first (never shrunk). Under the lock: growing shuts the old pool down, and a
-    pool that another caller just shut down would refuse work submitted to it."""
+    threads first (never shrunk), appending their futures to ``futures`` one by one (so
+    that whatever interrupts this leaves every started worker in the caller's list). Under
+    the lock: growing shuts the old pool down, and a pool that another caller just shut down
+    would refuse work submitted to it."""
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < n_workers - 1:
@@ -50,7 +52,8 @@ def _submit(kernel, n_workers, args):
             _pool_size = n_workers - 1
             if old is not None:
                 old.shutdown(wait=False)        # its queued work still runs
-        return [_pool.submit(kernel, w, *args) for w in range(1, n_workers)]
+        for w in range(1, n_workers):
+            futures.append(_pool.submit(kernel, w, *args))
 
 
 def worker_count():
@@ -60,12 +63,18 @@ def worker_count():
 
 def run(kernel, n_workers, *args):
     """``kernel(w, *args)`` for ``w = 0 .. n_workers - 1``, worker 0 on this thread; returns
-    when every worker has returned. Ctrl-C is held while the pool's workers finish (they
-    write the model's buffers; by then they only have their last waits left)."""
+    -- or raises -- only when every worker it started has returned. A started worker writes
+    the model's buffers until it is done (alone, if this thread stops), so a Ctrl-C or a
+    stop signal raised anywhere here, even between starting the workers and running worker
+    0, first waits for them: the caller then restores or saves buffers that no thread is
+    still writing. Signals are held while the workers start and while they finish."""
     from ..._signals import interrupts_held
 
-    futures = _submit(kernel, n_workers, args) if n_workers > 1 else []
+    futures = []
     try:
+        if n_workers > 1:
+            with interrupts_held():
+                _submit(kernel, n_workers, args, futures)
         kernel(0, *args)
     finally:
         with interrupts_held():
