@@ -32,7 +32,8 @@ import numpy as np
 from ...optim import Adam, adam_scalars
 from ..base import Backend, StepStats
 from . import _inference, _train, _workers
-from ._compile import FASTMATH, HEAD_CHUNK, ITEM_UNITS, ROW_CHUNK, ROW_TILE, UNIT_BLOCK
+from ._compile import (FASTMATH, HEAD_CHUNK, ITEM_UNITS, ROW_CHUNK, ROW_TILE, TILE_DEPTH,
+                       UNIT_BLOCK)
 from ._simd import VECTOR_BYTES
 
 _EMPTY = {}
@@ -190,10 +191,9 @@ class NumbaBackend(Backend):
                 "workers": _workers.worker_count(), "num_threads": numba.get_num_threads(),
                 "max_threads": numba.config.NUMBA_NUM_THREADS,
                 "cache_dir": numba.config.CACHE_DIR or None,
-                "unit_block": UNIT_BLOCK, "item_units": ITEM_UNITS, "row_tile": ROW_TILE,
-                "head_chunk": HEAD_CHUNK,
-                "row_chunk": ROW_CHUNK, "vector_bytes": VECTOR_BYTES,
-                "fastmath": sorted(FASTMATH)}
+                "unit_block": UNIT_BLOCK, "tile_depth": TILE_DEPTH, "item_units": ITEM_UNITS,
+                "row_tile": ROW_TILE, "head_chunk": HEAD_CHUNK, "row_chunk": ROW_CHUNK,
+                "vector_bytes": VECTOR_BYTES, "fastmath": sorted(FASTMATH)}
 
 
 def _train_minibatches(network, l1, l2x2, X, y, order, batch_size, rule, n_workers):
@@ -297,5 +297,5 @@ def warmup(dtype="float32", what="all"):
     return time.perf_counter() - t0
 
 
-__all__ = ["NumbaBackend", "warmup", "KERNELS", "FASTMATH", "UNIT_BLOCK", "ITEM_UNITS",
-           "ROW_TILE", "HEAD_CHUNK", "ROW_CHUNK", "VECTOR_BYTES"]
+__all__ = ["NumbaBackend", "warmup", "KERNELS", "FASTMATH", "UNIT_BLOCK", "TILE_DEPTH",
+           "ITEM_UNITS", "ROW_TILE", "HEAD_CHUNK", "ROW_CHUNK", "VECTOR_BYTES"]

@@ -36,14 +36,17 @@ FASTMATH = frozenset({"contract", "reassoc"})
 _OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
 #: units per block: the tile height of every layer's products (a block is that many rows of
-#: W): 8 where the CPU has AVX-512's 32 vector registers, 4 with AVX2's 16 (see
+#: W), on every CPU
+UNIT_BLOCK = 4
+#: the tiles' other side: examples of the forward product, input vectors of the weight
+#: gradient. 4 where the CPU has AVX-512's 32 vector registers, 2 with AVX2's 16 (see
 #: :mod:`._layers`)
-UNIT_BLOCK = 8 if VECTOR_BYTES == 64 else 4
+TILE_DEPTH = 4 if VECTOR_BYTES == 64 else 2
 #: units per work item of a hidden layer in training (whole blocks: a worker owns whole rows
 #: of W, so no sum crosses workers; small enough that the items of a 64-unit layer keep two
 #: workers busy, large enough that claiming one costs nothing)
 ITEM_UNITS = 16
-#: minibatch rows per pass of a hidden-layer item (a multiple of 4: the tiles' height): the
+#: minibatch rows per pass of a hidden-layer item (a multiple of 4: the tiles' depth): the
 #: tile's inputs stay in the core's cache while all the item's units use them
 ROW_TILE = 32
 #: minibatch rows per work item of the output layer and the backward pass (a minibatch is
@@ -101,5 +104,5 @@ def njit(func=None, *, inline=False):
     return decorate(func) if func is not None else decorate
 
 
-__all__ = ["FASTMATH", "UNIT_BLOCK", "ITEM_UNITS", "ROW_TILE", "HEAD_CHUNK", "ROW_CHUNK",
-           "njit"]
+__all__ = ["FASTMATH", "UNIT_BLOCK", "TILE_DEPTH", "ITEM_UNITS", "ROW_TILE", "HEAD_CHUNK",
+           "ROW_CHUNK", "njit"]

@@ -9,10 +9,10 @@ The three products are written with explicit SIMD vectors (:mod:`._simd`), regis
 like a BLAS micro-kernel, each in the form that needs no transposed copy of ``W``:
 
 * :func:`forward_block` -- ``a = b + W x``: dot products along the inputs, tiles of
-  :data:`._compile.UNIT_BLOCK` units (8 with AVX-512, 4 with AVX2) by 2 examples (8 x 2: 16
-  vector accumulators sharing 10 loads), summed across lanes by one transposing tree
-  (:func:`._simd.vsums`);
-* :func:`weight_grad_block` -- ``Σ_k δ[k, j] x_k``: ``UNIT_BLOCK`` units by 2 input vectors
+  :data:`._compile.UNIT_BLOCK` (4) units by :data:`._compile.TILE_DEPTH` examples (4 with
+  AVX-512, 2 with AVX2; 4 x 4: 16 vector accumulators sharing 8 loads), summed across lanes
+  by one transposing tree (:func:`._simd.vsums`);
+* :func:`weight_grad_block` -- ``Σ_k δ[k, j] x_k``: 4 units by ``TILE_DEPTH`` input vectors
   held in registers over a tile of rows, continued from the previous tile's sums;
 * :func:`backprop_block` -- ``δ W``: 4 examples by one input vector, over the units.
 
@@ -32,39 +32,42 @@ import math
 
 import numpy as np
 
-from ._compile import UNIT_BLOCK, njit
+from ._compile import TILE_DEPTH, njit
 from ._simd import (lanes, prefetch, vfma, vlane, vload, vload_part, vsplat,
                     vstore, vstore_part, vstore_sums, vsums)
 
 RELU, TANH, LOGISTIC, IDENTITY = 0, 1, 2, 3
 
 
-# The products' register tiles. A forward tile computes UNIT_BLOCK units (rows of W,
-# :data:`._compile.UNIT_BLOCK`) for 2 examples; a weight-gradient pass accumulates
-# UNIT_BLOCK units over 2 input vectors: 2 * UNIT_BLOCK vector accumulators either way.
-# With AVX-512's 32 vector registers, 8 units (16 accumulators, 10 loads per 16 FMAs; each
-# input vector serves 8 units, so the minibatch streams through the cache half as often as
-# with 4): on one core of a Xeon (AVX-512), the forward product 784 -> 256 at K=32 went from
-# 66 to 81 GFLOP/s and 256 -> 128 from 41 to 74 against 4 x 4 tiles. AVX2 has 16 registers,
-# where 4 units by 2 is the largest tile that does not spill (4 x 4 spilled on a Zen 3:
-# forward 35 -> 58 GFLOP/s with 4 x 2). The tile changes no bit: every element gets the
-# same sequence of operations in either (tests/test_numba_backend.py).
+# The products' register tiles: 4 units (rows of W) by TILE_DEPTH examples (forward) or input
+# vectors (weight gradient), 4 * TILE_DEPTH vector accumulators. With AVX-512's 32 vector
+# registers, 4 x 4: 8 loads per 16 FMAs, and a block of W small enough to stay in the core's
+# first-level cache across the examples (4 x 784 float64 is 25 KB; the 8 x 2 tiles used
+# before held 50 KB there, so float64 read W from the second level: on a Xeon (AVX-512) the
+# forward product 784 -> 256 in float64 went from 38 to 53 GFLOP/s, the float32 weight
+# gradient 784 -> 256 from 57 to 62 and 256 -> 128 from 62 to 73, medians of five
+# interleaved runs). AVX2 has 16 registers, where 4 by 2 is the largest tile that does not
+# spill (4 x 4 spilled on a Zen 3: forward 35 -> 58 GFLOP/s with 4 x 2). The tile changes
+# no bit: every element gets the same sequence of operations in either
+# (tests/test_numba_backend.py).
 
 
 @njit
-def _fma_8x2(w, va, vb, s):
-    """One step of an 8-units-by-2-examples tile: ``s[8 r + u] += w[u] x_r`` lane-wise."""
+def _fma_4x4(w, va, vb, vc, vd, s):
+    """One step of a 4-by-4 tile: ``s[4 r + u] += w[u] x_r`` lane-wise."""
     return (vfma(w[0], va, s[0]), vfma(w[1], va, s[1]), vfma(w[2], va, s[2]),
-            vfma(w[3], va, s[3]), vfma(w[4], va, s[4]), vfma(w[5], va, s[5]),
-            vfma(w[6], va, s[6]), vfma(w[7], va, s[7]),
-            vfma(w[0], vb, s[8]), vfma(w[1], vb, s[9]), vfma(w[2], vb, s[10]),
-            vfma(w[3], vb, s[11]), vfma(w[4], vb, s[12]), vfma(w[5], vb, s[13]),
-            vfma(w[6], vb, s[14]), vfma(w[7], vb, s[15]))
+            vfma(w[3], va, s[3]),
+            vfma(w[0], vb, s[4]), vfma(w[1], vb, s[5]), vfma(w[2], vb, s[6]),
+            vfma(w[3], vb, s[7]),
+            vfma(w[0], vc, s[8]), vfma(w[1], vc, s[9]), vfma(w[2], vc, s[10]),
+            vfma(w[3], vc, s[11]),
+            vfma(w[0], vd, s[12]), vfma(w[1], vd, s[13]), vfma(w[2], vd, s[14]),
+            vfma(w[3], vd, s[15]))
 
 
 @njit
 def _fma_4x2(w, va, vb, s):
-    """One step of a 4-units-by-2-examples tile: ``s[4 r + u] += w[u] x_r`` lane-wise."""
+    """One step of a 4-by-2 tile: ``s[4 r + u] += w[u] x_r`` lane-wise."""
     return (vfma(w[0], va, s[0]), vfma(w[1], va, s[1]), vfma(w[2], va, s[2]),
             vfma(w[3], va, s[3]),
             vfma(w[0], vb, s[4]), vfma(w[1], vb, s[5]), vfma(w[2], vb, s[6]),
@@ -72,14 +75,10 @@ def _fma_4x2(w, va, vb, s):
 
 
 @njit(inline=True)
-def _units(j, j1, count):
-    """``j, j+1, ..`` (``count`` of them, 8 or 4), the last unit ``j1 - 1`` repeated past the
-    edge of the matrix."""
+def _units(j, j1):
+    """``j, j+1, j+2, j+3``, the last unit ``j1 - 1`` repeated past the edge of the matrix."""
     e = j1 - 1
-    if count == 8:
-        return (j, min(j + 1, e), min(j + 2, e), min(j + 3, e), min(j + 4, e), min(j + 5, e),
-                min(j + 6, e), min(j + 7, e))
-    return (j, min(j + 1, e), min(j + 2, e), min(j + 3, e), e, e, e, e)
+    return j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
 
 
 # The forward products. Each tile of units j.. by minibatch rows k, k+1 is written out in
@@ -88,11 +87,11 @@ def _units(j, j1, count):
 # and per tile that cost a tenth of a deep epoch.
 
 @njit
-def forward_block_8x2(W, b, IN, rows, k0, k1, j0, j1, OUT):
+def forward_block_4x4(W, b, IN, rows, k0, k1, j0, j1, OUT):
     """Pre-activations ``OUT[k, j] = b[j] + W[j] · IN[rows[k]]`` for ``k0 <= k < k1`` and
-    ``j0 <= j < j1``; ``j0`` a multiple of 8.
+    ``j0 <= j < j1``; ``j0`` a multiple of 4.
 
-    Tiles of 8 units by 2 examples (the last unit and row repeated at the edges, the copies
+    Tiles of 4 units by 4 examples (the last unit and row repeated at the edges, the copies
     dropped): 16 dot products along the inputs in vector accumulators, the last vector
     partial when the width is not a multiple of the lane count, then one transposing tree
     of lane sums (:func:`._simd.vsums`)."""
@@ -101,43 +100,45 @@ def forward_block_8x2(W, b, IN, rows, k0, k1, j0, j1, OUT):
     dv = d - d % n
     c = d - dv
     z = vsplat(W.dtype.type(0))
-    for j in range(j0, j1, 8):
-        u = _units(j, j1, 8)
-        for k in range(k0, k1, 2):
-            ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
+    for j in range(j0, j1, 4):
+        u = _units(j, j1)
+        for k in range(k0, k1, 4):
+            e = k1 - 1
+            ra, rb, rc, rd = rows[k], rows[min(k + 1, e)], rows[min(k + 2, e)], rows[min(k + 3, e)]
             s = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
             for i in range(0, dv, n):
                 w = (vload(W, (u[0], i)), vload(W, (u[1], i)), vload(W, (u[2], i)),
-                     vload(W, (u[3], i)), vload(W, (u[4], i)), vload(W, (u[5], i)),
-                     vload(W, (u[6], i)), vload(W, (u[7], i)))
-                s = _fma_8x2(w, vload(IN, (ra, i)), vload(IN, (rb, i)), s)
+                     vload(W, (u[3], i)))
+                s = _fma_4x4(w, vload(IN, (ra, i)), vload(IN, (rb, i)), vload(IN, (rc, i)),
+                             vload(IN, (rd, i)), s)
             if c > 0:
                 w = (vload_part(W, (u[0], dv), c), vload_part(W, (u[1], dv), c),
-                     vload_part(W, (u[2], dv), c), vload_part(W, (u[3], dv), c),
-                     vload_part(W, (u[4], dv), c), vload_part(W, (u[5], dv), c),
-                     vload_part(W, (u[6], dv), c), vload_part(W, (u[7], dv), c))
-                s = _fma_8x2(w, vload_part(IN, (ra, dv), c), vload_part(IN, (rb, dv), c), s)
+                     vload_part(W, (u[2], dv), c), vload_part(W, (u[3], dv), c))
+                s = _fma_4x4(w, vload_part(IN, (ra, dv), c), vload_part(IN, (rb, dv), c),
+                             vload_part(IN, (rc, dv), c), vload_part(IN, (rd, dv), c), s)
             t = vsums(s)
-            if j + 8 <= j1 and k + 2 <= k1:
-                vstore_sums(OUT, (k, j), t, 0, 8, b, j)
-                vstore_sums(OUT, (k + 1, j), t, 8, 8, b, j)
+            if j + 4 <= j1 and k + 4 <= k1:
+                vstore_sums(OUT, (k, j), t, 0, 4, b, j)
+                vstore_sums(OUT, (k + 1, j), t, 4, 4, b, j)
+                vstore_sums(OUT, (k + 2, j), t, 8, 4, b, j)
+                vstore_sums(OUT, (k + 3, j), t, 12, 4, b, j)
             else:                                     # the edge, one lane at a time
-                for r in range(min(2, k1 - k)):
-                    for q in range(min(8, j1 - j)):
-                        OUT[k + r, j + q] = b[j + q] + vlane(t[(8 * r + q) // n],
-                                                             (8 * r + q) % n)
+                for r in range(min(4, k1 - k)):
+                    for q in range(min(4, j1 - j)):
+                        OUT[k + r, j + q] = b[j + q] + vlane(t[(4 * r + q) // n],
+                                                             (4 * r + q) % n)
 
 
 @njit
 def forward_block_4x2(W, b, IN, rows, k0, k1, j0, j1, OUT):
-    """:func:`forward_block_8x2` in tiles of 4 units by 2 examples; ``j0`` a multiple of 4."""
+    """:func:`forward_block_4x4` in tiles of 4 units by 2 examples (AVX2)."""
     d = IN.shape[1]
     n = lanes(W)
     dv = d - d % n
     c = d - dv
     z = vsplat(W.dtype.type(0))
     for j in range(j0, j1, 4):
-        u = _units(j, j1, 4)
+        u = _units(j, j1)
         for k in range(k0, k1, 2):
             ra, rb = rows[k], rows[min(k + 1, k1 - 1)]
             s = (z, z, z, z, z, z, z, z)
@@ -160,58 +161,47 @@ def forward_block_4x2(W, b, IN, rows, k0, k1, j0, j1, OUT):
                                                              (4 * r + q) % n)
 
 
-#: the forward product for this CPU's tile (:data:`._compile.UNIT_BLOCK` units)
-forward_block = forward_block_8x2 if UNIT_BLOCK == 8 else forward_block_4x2
+#: the forward product in this CPU's tile (:data:`._compile.TILE_DEPTH` examples)
+forward_block = forward_block_4x4 if TILE_DEPTH == 4 else forward_block_4x2
 
 
 @njit
-def grad_pass_8x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
-    """``G[g + u, :dw] += Σ_k D[k, j + u] IN[rows[k], :dw]`` for u < 8, k in order (units
-    past ``j1`` repeat the last one into scratch rows of ``G``), ``dw`` a multiple of 2
-    vectors: 8 units by 2 input vectors in registers over the rows, pass after pass along the
+def grad_pass_4x4(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
+    """``G[g + u, :dw] += Σ_k D[k, j + u] IN[rows[k], :dw]`` for u < 4, k in order (units
+    past ``j1`` repeat the last one into scratch rows of ``G``), ``dw`` a multiple of 4
+    vectors: 4 units by 4 input vectors in registers over the rows, pass after pass along the
     width (in one call: a call costs atomic reference-count updates of its arrays).
     ``fresh``: start from zero instead of ``G`` (the same bits as a zeroed ``G``, without
     writing and reading the zeros)."""
     n = lanes(G)
-    ja, jb, jc, jd, je, jf, jg, jh = _units(j, j1, 8)
+    ja, jb, jc, jd = _units(j, j1)
     z = vsplat(G.dtype.type(0))
-    for i in range(0, dw, 2 * n):
+    for i in range(0, dw, 4 * n):
         a = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
         if not fresh:
             a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
-                 vload(G, (g + 3, i)), vload(G, (g + 4, i)), vload(G, (g + 5, i)),
-                 vload(G, (g + 6, i)), vload(G, (g + 7, i)),
+                 vload(G, (g + 3, i)),
                  vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
-                 vload(G, (g + 3, i + n)), vload(G, (g + 4, i + n)), vload(G, (g + 5, i + n)),
-                 vload(G, (g + 6, i + n)), vload(G, (g + 7, i + n)))
+                 vload(G, (g + 3, i + n)),
+                 vload(G, (g, i + 2 * n)), vload(G, (g + 1, i + 2 * n)),
+                 vload(G, (g + 2, i + 2 * n)), vload(G, (g + 3, i + 2 * n)),
+                 vload(G, (g, i + 3 * n)), vload(G, (g + 1, i + 3 * n)),
+                 vload(G, (g + 2, i + 3 * n)), vload(G, (g + 3, i + 3 * n)))
         for k in range(k0, k1):
             r = rows[k]
-            c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]),
-                 vsplat(D[k, je]), vsplat(D[k, jf]), vsplat(D[k, jg]), vsplat(D[k, jh]))
-            a = _fma_8x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
-        vstore(G, (g, i), a[0])
-        vstore(G, (g + 1, i), a[1])
-        vstore(G, (g + 2, i), a[2])
-        vstore(G, (g + 3, i), a[3])
-        vstore(G, (g + 4, i), a[4])
-        vstore(G, (g + 5, i), a[5])
-        vstore(G, (g + 6, i), a[6])
-        vstore(G, (g + 7, i), a[7])
-        vstore(G, (g, i + n), a[8])
-        vstore(G, (g + 1, i + n), a[9])
-        vstore(G, (g + 2, i + n), a[10])
-        vstore(G, (g + 3, i + n), a[11])
-        vstore(G, (g + 4, i + n), a[12])
-        vstore(G, (g + 5, i + n), a[13])
-        vstore(G, (g + 6, i + n), a[14])
-        vstore(G, (g + 7, i + n), a[15])
+            c = (vsplat(D[k, ja]), vsplat(D[k, jb]), vsplat(D[k, jc]), vsplat(D[k, jd]))
+            a = _fma_4x4(c, vload(IN, (r, i)), vload(IN, (r, i + n)), vload(IN, (r, i + 2 * n)),
+                         vload(IN, (r, i + 3 * n)), a)
+        for v in range(4):
+            for q in range(4):
+                vstore(G, (g + q, i + v * n), a[4 * v + q])
 
 
 @njit
 def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
-    """:func:`grad_pass_8x2` for 4 units."""
+    """:func:`grad_pass_4x4` by 2 input vectors (AVX2); ``dw`` a multiple of 2 vectors."""
     n = lanes(G)
-    ja, jb, jc, jd = _units(j, j1, 4)[:4]
+    ja, jb, jc, jd = _units(j, j1)
     z = vsplat(G.dtype.type(0))
     for i in range(0, dw, 2 * n):
         a = (z, z, z, z, z, z, z, z)
@@ -233,24 +223,24 @@ def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
         vstore(G, (g + 3, i + n), a[7])
 
 
-_grad_pass = grad_pass_8x2 if UNIT_BLOCK == 8 else grad_pass_4x2
+_grad_pass = grad_pass_4x4 if TILE_DEPTH == 4 else grad_pass_4x2
 
 
 @njit
 def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0, fresh):
     """``G[g0 + u] += Σ_k D[k, j0 + u] IN[rows[k]]`` over ``k0 <= k < k1`` (k in order), for
-    the units ``j0 <= j0 + u < j1`` (at most :data:`UNIT_BLOCK`; ``G`` has that many rows
-    from ``g0`` on, those past ``j1 - j0`` are scratch). ``fresh``: ``=`` instead of ``+=``
-    (the first range of rows of a sum).
+    the units ``j0 <= j0 + u < j1`` (at most :data:`._compile.UNIT_BLOCK`, 4; ``G`` has 4
+    rows from ``g0`` on, those past ``j1 - j0`` are scratch). ``fresh``: ``=`` instead of
+    ``+=`` (the first range of rows of a sum).
 
-    :data:`UNIT_BLOCK` units by 2 input vectors accumulate in registers over the rows,
+    4 units by :data:`._compile.TILE_DEPTH` input vectors accumulate in registers over the rows,
     starting from ``G`` (loaded exactly, so a sum taken over consecutive ranges of rows has
     the bits of the sum taken at once); the width's remainder takes one unit and one vector
     at a time, the last one partial."""
     d = IN.shape[1]
     n = lanes(G)
     z = vsplat(G.dtype.type(0))
-    dw = d - d % (2 * n)
+    dw = d - d % (TILE_DEPTH * n)
     _grad_pass(D, IN, rows, k0, k1, j0, j1, dw, G, g0, fresh)
     for i in range(dw, d, n):
         c = d - i
