@@ -97,7 +97,8 @@ def time_case(benchmark, threads):
         if case.warm is not None:
             case.warm()
         with timing.limit_threads(threads):
-            benchmark.pedantic(case.run, setup=case.setup, rounds=rounds, iterations=1)
+            benchmark.pedantic(case.run, setup=timing.settled(case.setup), rounds=rounds,
+                               iterations=1)
         extra = benchmark.extra_info
         if work is not None:
             extra["workload"] = work.label()

@@ -48,6 +48,11 @@ DTYPE = "float32"
 PENALTY = 1e-4      # l1 and l2 on every weight matrix, as in the seed's learning curves
 ROUNDS = 5
 SEED = 0
+#: seconds of rest before each timed round: the previous case's library threads go idle
+#: first (OpenBLAS's threads spin for a while after a product, taking a core from whatever
+#: runs next: on a 2-core Xeon, numba's epoch of (784, 64, 10) took 0.198-0.218 s right after
+#: BLAS products and 0.148-0.159 s after half a second's rest, best three of four)
+SETTLE_SECONDS = 0.5
 
 #: default learning rate per optimizer at K >= 32: the seed's 0.1 for SGD; momentum's
 #: velocity sums about 1/(1 - mu) = 10 gradients, so a tenth of it takes steps of the same
@@ -338,8 +343,19 @@ class Timing:
         return self.case.examples / self.seconds
 
 
+def settled(setup, seconds=None):
+    """``setup``, then ``seconds`` of rest (None: :data:`SETTLE_SECONDS`): a round's untimed
+    preparation that leaves the machine quiet for the timed part."""
+    def settled_setup():
+        prepared = setup()
+        time.sleep(SETTLE_SECONDS if seconds is None else seconds)
+        return prepared
+    return settled_setup
+
+
 def time_cases(cases, rounds=ROUNDS, timings=None):
-    """Time every case ``rounds`` times, interleaved (round 1 of all, then round 2, ...).
+    """Time every case ``rounds`` times, interleaved (round 1 of all, then round 2, ...),
+    each round after :data:`SETTLE_SECONDS` of rest (:func:`settled`).
 
     Each case's ``warm`` runs first. Pass ``timings`` (a previous result) to add rounds to it.
     Returns ``{name: Timing}``.
@@ -353,7 +369,7 @@ def time_cases(cases, rounds=ROUNDS, timings=None):
             timings[case.name] = Timing(case)
     for _ in range(rounds):
         for case in cases:
-            args, kwargs = case.setup()
+            args, kwargs = settled(case.setup)()
             t0 = time.perf_counter()
             case.run(*args, **kwargs)
             timings[case.name].rounds.append(time.perf_counter() - t0)
@@ -390,6 +406,7 @@ def limit_threads(threads):
 
 
 __all__ = ["LAYERS", "DEEP_LAYERS", "EXAMPLES", "BATCH_SIZE", "DTYPE", "PENALTY", "ROUNDS",
-           "SEED", "DEFAULT_LR", "SUBSETS", "example_flops", "epoch_flops",
+           "SEED", "SETTLE_SECONDS", "DEFAULT_LR", "SUBSETS", "example_flops", "epoch_flops",
            "measured_examples", "Data", "load_data", "Workload", "Case", "backend_epoch",
-           "backend_gradients", "backend_predict", "Timing", "time_cases", "limit_threads"]
+           "backend_gradients", "backend_predict", "Timing", "settled", "time_cases",
+           "limit_threads"]

@@ -297,6 +297,16 @@ def test_time_cases_interleaves_rounds_and_keeps_the_best():
     assert len(timings["b"].rounds) == 5 and calls[-1] == "b"
 
 
+def test_each_timed_round_starts_after_a_rest(monkeypatch):
+    events = []
+    monkeypatch.setattr(timing, "SETTLE_SECONDS", 0.25)
+    monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(("rest", s)))
+    case = timing.Case("a", "backend", lambda: events.append("run"),
+                       lambda: (events.append("setup") or ((), {})), measured=1, examples=1)
+    timing.time_cases([case], rounds=2)
+    assert events == ["setup", ("rest", 0.25), "run"] * 2
+
+
 # -- the peak -----------------------------------------------------------------------------
 def test_the_peak_is_measured_unpinned_and_pinned_in_children_only():
     pinned = {"OPENBLAS_CORETYPE": "Haswell", "PATH": "/bin"}
