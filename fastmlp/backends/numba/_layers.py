@@ -81,7 +81,7 @@ def _units(j, j1):
     return j, min(j + 1, e), min(j + 2, e), min(j + 3, e)
 
 
-# The forward products. Each tile of units j.. by minibatch rows k, k+1 is written out in
+# The forward products. Each tile of units j.. by minibatch rows k.. is written out in
 # the loop body rather than in a function of its own: numba counts the references of every
 # array passed to a function, inlined or not, with two atomic updates per array and call,
 # and per tile that cost a tenth of a deep epoch.
