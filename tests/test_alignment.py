@@ -91,7 +91,7 @@ def test_numba_workspaces_are_aligned(layers, K):
     ws = _train.workspace(theta, layers, 1000, K, 2)
     floats = [a for a in ws if isinstance(a, np.ndarray) and a.dtype == theta.dtype]
     assert floats and all(_aligned.is_aligned(a) for a in floats)
-    H = ws[2]
+    H = ws[3]
     assert H.strides[0] % _aligned.ALIGNMENT == 0           # both steps' halves aligned
     _, _, A, B, _ = _inference.logits_buffers(np.array(layers), 1000, 2, theta.dtype)
     assert _aligned.is_aligned(A) and _aligned.is_aligned(B)

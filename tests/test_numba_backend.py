@@ -89,6 +89,33 @@ def test_logits_bits_do_not_depend_on_the_worker_count(n):
     assert len(outs) == 1
 
 
+def test_items_grow_with_the_minibatch_and_keep_every_worker_busy():
+    from fastmlp.backends.numba._compile import ITEM_UNITS, MAX_ITEM_UNITS
+    from fastmlp.backends.numba._train import item_units
+
+    assert item_units(256, 32, 2) == ITEM_UNITS == 16
+    assert item_units(256, 128, 2) == 32 and item_units(256, 256, 2) == MAX_ITEM_UNITS == 64
+    assert item_units(256, 4096, 2) == 64                     # never past the scratch rows
+    assert item_units(128, 256, 2) == 32                      # two items per worker
+    assert item_units(64, 256, 2) == 16 and item_units(7, 256, 6) == 16
+
+
+def test_large_minibatches_give_the_bits_of_any_worker_count():
+    """At K=256 a 200-unit layer's items are 64, 48, 32 or 16 units for 1, 2, 3 or 6
+    workers: the same bits all the same."""
+    from fastmlp.backends.numba._train import item_units
+
+    assert [item_units(200, 256, w) for w in WORKER_COUNTS] == [64, 48, 32, 16]
+    model, X, y = problem("float32", layers=(29, 200, 33, 5), activation="tanh", n=600)
+    order = np.random.default_rng(1).permutation(600)
+    results = set()
+    for n_workers in WORKER_COUNTS:
+        m = model.copy()
+        stats, state = train_with_workers(m, X, y, order, 256, "adam", n_workers)
+        results.add((digest(m.theta, *state.buffers.values()), stats))
+    assert len(results) == 1
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_in, n_out, K", [(784, 64, 32), (37, 7, 5), (101, 7, 5), (256, 9, 3)])
 def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):

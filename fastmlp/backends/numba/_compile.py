@@ -44,8 +44,10 @@ UNIT_BLOCK = 4
 TILE_DEPTH = 4 if VECTOR_BYTES == 64 else 2
 #: units per work item of a hidden layer in training (whole blocks: a worker owns whole rows
 #: of W, so no sum crosses workers; small enough that the items of a 64-unit layer keep two
-#: workers busy, large enough that claiming one costs nothing)
+#: workers busy, large enough that claiming one costs nothing); larger minibatches take
+#: larger items, up to MAX_ITEM_UNITS (see :func:`._train.item_units`)
 ITEM_UNITS = 16
+MAX_ITEM_UNITS = 64
 #: minibatch rows per pass of a hidden-layer item (a multiple of 4: the tiles' depth): the
 #: tile's inputs stay in the core's cache while all the item's units use them
 ROW_TILE = 32
@@ -104,5 +106,5 @@ def njit(func=None, *, inline=False):
     return decorate(func) if func is not None else decorate
 
 
-__all__ = ["FASTMATH", "UNIT_BLOCK", "TILE_DEPTH", "ITEM_UNITS", "ROW_TILE", "HEAD_CHUNK",
-           "ROW_CHUNK", "njit"]
+__all__ = ["FASTMATH", "UNIT_BLOCK", "TILE_DEPTH", "ITEM_UNITS", "MAX_ITEM_UNITS", "ROW_TILE",
+           "HEAD_CHUNK", "ROW_CHUNK", "njit"]
