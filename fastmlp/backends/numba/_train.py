@@ -87,9 +87,9 @@ def _claim(sync, phase, n_items, w, v):
 def _hidden_item(item, units, W, B, b, code, IN_prev, rows_prev, D, IN, rows, OUT, S1W, S2W,
                  S1B, S2B, l1, l2x2, opt, h, step_size, bc2_sqrt, G, GB):
     """Units ``item * units ..`` (``units`` of them at most) of a hidden layer: the previous
-    step's update of
-    their rows of ``W`` and ``B`` (``b``: the same biases, 1-D; when ``rows_prev`` is not
-    empty, ``D`` holds that step's deltas), then their activations for ``rows``. The rows go
+    step's update of their rows of ``W`` and ``B`` (``b``: the same biases, 1-D; when
+    ``rows_prev`` is not empty, ``D`` holds that step's deltas), then their activations for
+    ``rows``. The rows go
     by tiles of :data:`ROW_TILE`, each tile through all the item's unit blocks while its
     inputs are in cache. ``G``/``GB``: the worker's scratch for the item's gradient rows."""
     n_out = W.shape[0]
