@@ -89,9 +89,9 @@ def _hidden_item(item, units, W, B, b, code, IN_prev, rows_prev, D, IN, rows, OU
     """Units ``item * units ..`` (``units`` of them at most) of a hidden layer: the previous
     step's update of their rows of ``W`` and ``B`` (``b``: the same biases, 1-D; when
     ``rows_prev`` is not empty, ``D`` holds that step's deltas), then their activations for
-    ``rows``. The rows go
-    by tiles of :data:`ROW_TILE`, each tile through all the item's unit blocks while its
-    inputs are in cache. ``G``/``GB``: the worker's scratch for the item's gradient rows."""
+    ``rows``. The rows go by tiles of :data:`ROW_TILE`, each tile through all the item's unit
+    blocks while its inputs are in cache. ``G``/``GB``: the worker's scratch for the item's
+    gradient rows (:data:`MAX_ITEM_UNITS` of them)."""
     n_out = W.shape[0]
     kp = rows_prev.shape[0]
     kb = rows.shape[0]
