@@ -343,12 +343,12 @@ class Timing:
         return self.case.examples / self.seconds
 
 
-def settled(setup, seconds=None):
-    """``setup``, then ``seconds`` of rest (None: :data:`SETTLE_SECONDS`): a round's untimed
-    preparation that leaves the machine quiet for the timed part."""
+def settled(setup):
+    """``setup``, then :data:`SETTLE_SECONDS` of rest: a round's untimed preparation that
+    leaves the machine quiet for the timed part."""
     def settled_setup():
         prepared = setup()
-        time.sleep(SETTLE_SECONDS if seconds is None else seconds)
+        time.sleep(SETTLE_SECONDS)
         return prepared
     return settled_setup
 
