@@ -17,6 +17,15 @@ terms are already in the gradient). With ``g`` the gradient of the minibatch obj
 scikit-learn's Adam puts eps elsewhere (``lr sqrt(1-beta2^t)/(1-beta1^t) m / (sqrt(v) + eps)``),
 and its SGD momentum keeps the learning rate inside the velocity; fastmlp follows PyTorch.
 
+One departure from PyTorch: a state value (``b``, ``m`` or ``v``) whose magnitude falls below
+the dtype's smallest normal number (1.2e-38 in float32) is stored as zero
+(:func:`flush_subnormals`). Where the gradient is exactly zero -- the weights of a dead ReLU
+unit, with no penalty -- the state decays geometrically into the subnormal range, and x86
+CPUs take a microcode assist of about a hundred cycles for every operation on a subnormal:
+Adam on (784, 256, 128, 10) without penalties, K=32, took 4.2-4.6 s per epoch instead of
+0.8 s in the numba backend (2-core Xeon). The values flushed are below anything an update
+can move a weight by.
+
 :meth:`Optimizer.step` is the NumPy definition of each rule, used by the ``loop`` and
 ``numpy`` backends; the numba kernels restate it per row of a weight matrix (they take the
 rule as :attr:`Optimizer.code` and :meth:`Optimizer.hyper`), pinned to it by the tests.
@@ -31,6 +40,12 @@ import numpy as np
 
 from . import _aligned
 from ._validation import check_named
+
+
+def flush_subnormals(a):
+    """Set the subnormal values of the float array ``a`` to zero, in place (see the module
+    text); NaN and infinities stay."""
+    np.putmask(a, np.abs(a) < np.finfo(a.dtype).tiny, 0)
 
 
 class Optimizer:
@@ -130,6 +145,7 @@ class Momentum(Optimizer):
         state.step += 1
         b *= t(self.momentum)
         b += grad
+        flush_subnormals(b)
         theta -= t(lr) * self._direction(grad, b)
 
     def _direction(self, grad, b):
@@ -167,6 +183,8 @@ class Adam(Optimizer):
         m += t(1.0 - self.beta1) * grad
         v *= t(self.beta2)
         v += t(1.0 - self.beta2) * (grad * grad)
+        flush_subnormals(m)
+        flush_subnormals(v)
         theta -= t(step_size) * (m / (np.sqrt(v) / t(bc2_sqrt) + t(self.eps)))
 
 
@@ -229,4 +247,4 @@ class OptimizerState:
 
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "Adam", "OPTIMIZERS", "get_optimizer",
-           "optimizer_from_dict", "OptimizerState", "adam_scalars"]
+           "optimizer_from_dict", "OptimizerState", "adam_scalars", "flush_subnormals"]

@@ -151,3 +151,38 @@ def test_the_numba_kernels_restate_each_rule(backend):
         assert rel_err(model.theta, ref.theta) <= RTOL["float64"], name
         for key, buf in state.buffers.items():
             assert rel_err(buf, ref_state.buffers[key]) <= RTOL["float64"], (name, key)
+
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "adam"])
+def test_state_below_the_smallest_normal_is_stored_as_zero(backend, name, dtype):
+    """With a zero gradient the state decays geometrically; a value that would become
+    subnormal (a hundred-cycle assist per operation on x86) is stored as zero, by the NumPy
+    rule and by every backend's training step alike; NaN stays NaN."""
+    tiny = np.finfo(dtype).tiny
+    opt = optim.get_optimizer(name)
+    # the rule itself: values just above the smallest normal (one step makes them subnormal
+    # for beta or mu up to 0.9995), a zero gradient
+    state = opt.init_state(4, dtype)
+    for b in state.buffers.values():
+        b[:] = [1.0005 * tiny, 1.0005 * tiny, 1.0, np.nan]
+    if name != "adam":
+        state.buffers["velocity"][1] *= -1
+    opt.step(np.ones(4, dtype), np.zeros(4, dtype), state, 0.01)
+    for key, b in state.buffers.items():
+        assert b[0] == 0 and b[1] == 0 and b[2] > 0.5 and np.isnan(b[3]), (key, b)
+    # training steps (minibatches and single examples): zero inputs give every weight
+    # matrix a zero gradient (no penalty)
+    for batch_size in (4, 1):
+        model = fastmlp.MLP((5, 6, 3), dtype=dtype, seed=0)
+        state = opt.init_state(model.n_params, dtype)
+        for b in state.buffers.values():
+            b[:] = 1.0005 * tiny
+        fastmlp.get_backend(backend).train_steps(model, np.zeros((8, 5), dtype),
+                                                 np.arange(8) % 3, np.arange(4), batch_size,
+                                                 0.01, state)
+        for key, b in state.buffers.items():
+            views = model.layout.views(b)
+            assert np.all(views["W1"] == 0) and np.all(views["W2"] == 0), (batch_size, key)
+            assert not np.any((b != 0) & (np.abs(b) < tiny)), (batch_size, key)

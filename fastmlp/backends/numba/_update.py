@@ -11,6 +11,10 @@ the mean-loss gradient on the way (``l1 = l2x2 = 0`` for biases)::
     adam      S1 = beta1 S1 + (1 - beta1) g;  S2 = beta2 S2 + (1 - beta2) g²
               P -= step_size S1 / (sqrt(S2) (1 / bc2_sqrt) + eps)
 
+Momentum buffers and moments below the dtype's smallest normal number are stored as zero
+(:func:`_flush`, as :func:`fastmlp.optim.flush_subnormals`): one compare and select per value,
+against a hundred-cycle assist for every operation on a subnormal.
+
 ``h`` holds the rule's scalars in the model's dtype: ``[lr, mu, beta1, 1 - beta1, beta2,
 1 - beta2, eps]``; ``step_size = lr / (1 - beta1^t)`` and ``bc2_sqrt = sqrt(1 - beta2^t)``
 come per step (computed by the wrapper as PyTorch does); dividing by ``bc2_sqrt`` is taken
@@ -39,6 +43,20 @@ def _sign(w, zero, one):
 
 
 @njit
+def _tiny(a):
+    """The smallest normal number of ``a``'s dtype (float32 or float64)."""
+    if a.itemsize == 4:
+        return a.dtype.type(1.1754943508222875e-38)
+    return a.dtype.type(2.2250738585072014e-308)
+
+
+@njit(inline=True)
+def _flush(x, tiny, zero):
+    """``x``, or zero when it is subnormal (NaN stays NaN)."""
+    return zero if abs(x) < tiny else x
+
+
+@njit
 def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt):
     """One step of rule ``opt`` for rows ``j0 <= j < j1`` of ``P`` (2-D) from the gradient rows
     ``G[j - g0]`` (penalties added here); ``S1``/``S2`` are the rule's state, shaped like ``P``
@@ -48,6 +66,7 @@ def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt)
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
+    tiny = _tiny(P)
     n = P.shape[1]
     if opt == SGD:
         for j in range(j0, j1):
@@ -61,7 +80,7 @@ def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt)
             for i in range(n):
                 w = P[j, i]
                 gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-                b = mu * S1[j, i] + gi
+                b = _flush(mu * S1[j, i] + gi, tiny, zero)
                 S1[j, i] = b
                 P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
     else:
@@ -71,8 +90,8 @@ def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt)
             for i in range(n):
                 w = P[j, i]
                 gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-                mi = beta1 * S1[j, i] + c1 * gi
-                vi = beta2 * S2[j, i] + c2 * (gi * gi)
+                mi = _flush(beta1 * S1[j, i] + c1 * gi, tiny, zero)
+                vi = _flush(beta2 * S2[j, i] + c2 * (gi * gi), tiny, zero)
                 S1[j, i] = mi
                 S2[j, i] = vi
                 P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
@@ -96,6 +115,7 @@ def update_rank_one_row(P, S1, S2, j, c, x, l1, l2x2, opt, h, step_size, bc2_sqr
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
+    tiny = _tiny(P)
     if opt == SGD:
         for i in range(P.shape[1]):
             w = P[j, i]
@@ -106,7 +126,7 @@ def update_rank_one_row(P, S1, S2, j, c, x, l1, l2x2, opt, h, step_size, bc2_sqr
         for i in range(P.shape[1]):
             w = P[j, i]
             gi = c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            b = mu * S1[j, i] + gi
+            b = _flush(mu * S1[j, i] + gi, tiny, zero)
             S1[j, i] = b
             P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
     else:
@@ -115,8 +135,8 @@ def update_rank_one_row(P, S1, S2, j, c, x, l1, l2x2, opt, h, step_size, bc2_sqr
         for i in range(P.shape[1]):
             w = P[j, i]
             gi = c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            mi = beta1 * S1[j, i] + c1 * gi
-            vi = beta2 * S2[j, i] + c2 * (gi * gi)
+            mi = _flush(beta1 * S1[j, i] + c1 * gi, tiny, zero)
+            vi = _flush(beta2 * S2[j, i] + c2 * (gi * gi), tiny, zero)
             S1[j, i] = mi
             S2[j, i] = vi
             P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
