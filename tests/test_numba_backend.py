@@ -120,7 +120,8 @@ def test_large_minibatches_give_the_bits_of_any_worker_count():
 @pytest.mark.parametrize("n_in, n_out, K", [(784, 64, 32), (37, 7, 5), (101, 7, 5), (256, 9, 3)])
 def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):
     """The 4 x 4 tiles (AVX-512) and the 4 x 2 tiles (AVX2) give every element the same
-    sequence of operations, so a machine's tile choice never changes the results."""
+    sequence of operations, so a machine's tile choice never changes the results; nor does
+    how the units are grouped into calls of the weight-gradient pass."""
     from fastmlp.backends.numba import _layers, _simd
 
     rng = np.random.default_rng(5)
@@ -134,11 +135,14 @@ def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):
                                (_layers.forward_block_4x2, _layers.grad_pass_4x2)):
         OUT = np.zeros((K, n_out), dtype)
         forward(W, b, IN, rows, 0, K, 0, n_out, OUT)
-        G = np.zeros((-(-n_out // 4) * 4, n_in), dtype)
         n = _simd.VECTOR_BYTES // np.dtype(dtype).itemsize
         whole = n_in - n_in % (4 * n)                     # the passes' part of the width
-        for j in range(0, n_out, 4):
-            grad_pass(D, IN, rows, 0, K, j, n_out, whole, G, j, False)
+        G = np.zeros((-(-n_out // 4) * 4, n_in), dtype)
+        grad_pass(D, IN, rows, 0, K, 0, n_out, whole, G, 0, False)         # all units at once
+        by_block = np.zeros_like(G)
+        for j in range(0, n_out, 4):                                       # a call per block
+            grad_pass(D, IN, rows, 0, K, j, min(j + 4, n_out), whole, by_block, j, False)
+        assert by_block.tobytes() == G.tobytes()
         outs.append(OUT)
         grads.append(G[:n_out])
     assert np.abs(outs[0] - (b + IN[rows] @ W.T)).max() < 1e-3 * n_in

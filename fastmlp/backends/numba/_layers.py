@@ -176,63 +176,72 @@ forward_block = forward_block_4x4 if TILE_DEPTH == 4 else forward_block_4x2
 
 
 @njit
-def grad_pass_4x4(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
-    """``G[g + u, :dw] += Σ_k D[k, j + u] IN[rows[k], :dw]`` for u < 4, k in order (units
-    past ``j1`` repeat the last one into scratch rows of ``G``), ``dw`` a multiple of 4
-    vectors: 4 units by 4 input vectors in registers over the rows, pass after pass along the
-    width (in one call: a call costs atomic reference-count updates of its arrays).
+def grad_pass_4x4(D, IN, rows, k0, k1, j0, j1, dw, G, g0, fresh):
+    """``G[g0 + j - j0, :dw] += Σ_k D[k, j] IN[rows[k], :dw]`` for ``j0 <= j < j1``, k in
+    order, ``dw`` a multiple of 4 vectors: tiles of 4 units by 4 input vectors in registers
+    over the rows (units past ``j1`` repeat the last one into scratch rows of ``G``).
+
+    The width goes in strips of 4 vectors, each strip through every unit block before the
+    next: the strip of the rows' inputs (8 KB for 32 rows of float32) stays in the core's
+    first-level cache while all the blocks use it, where a pass per block read all the rows
+    from the second level again (the same operations in another order: the same bits). One
+    call for all of it: a call costs atomic reference-count updates of its arrays.
     ``fresh``: start from zero instead of ``G`` (the same bits as a zeroed ``G``, without
     writing and reading the zeros)."""
     n = lanes(G)
-    ja, jb, jc, jd = _unsigned(_units(j, j1))
     z = vsplat(G.dtype.type(0))
     for i in range(0, dw, 4 * n):
-        a = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
-        if not fresh:
-            a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
-                 vload(G, (g + 3, i)),
-                 vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
-                 vload(G, (g + 3, i + n)),
-                 vload(G, (g, i + 2 * n)), vload(G, (g + 1, i + 2 * n)),
-                 vload(G, (g + 2, i + 2 * n)), vload(G, (g + 3, i + 2 * n)),
-                 vload(G, (g, i + 3 * n)), vload(G, (g + 1, i + 3 * n)),
-                 vload(G, (g + 2, i + 3 * n)), vload(G, (g + 3, i + 3 * n)))
-        for k in range(k0, k1):
-            ku = np.uint64(k)
-            r = rows[ku]
-            c = (vsplat(D[ku, ja]), vsplat(D[ku, jb]), vsplat(D[ku, jc]), vsplat(D[ku, jd]))
-            a = _fma_4x4(c, vload(IN, (r, i)), vload(IN, (r, i + n)), vload(IN, (r, i + 2 * n)),
-                         vload(IN, (r, i + 3 * n)), a)
-        for v in range(4):
-            for q in range(4):
-                vstore(G, (g + q, i + v * n), a[4 * v + q])
+        for j in range(j0, j1, 4):
+            ja, jb, jc, jd = _unsigned(_units(j, j1))
+            g = g0 + j - j0
+            a = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
+            if not fresh:
+                a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
+                     vload(G, (g + 3, i)),
+                     vload(G, (g, i + n)), vload(G, (g + 1, i + n)), vload(G, (g + 2, i + n)),
+                     vload(G, (g + 3, i + n)),
+                     vload(G, (g, i + 2 * n)), vload(G, (g + 1, i + 2 * n)),
+                     vload(G, (g + 2, i + 2 * n)), vload(G, (g + 3, i + 2 * n)),
+                     vload(G, (g, i + 3 * n)), vload(G, (g + 1, i + 3 * n)),
+                     vload(G, (g + 2, i + 3 * n)), vload(G, (g + 3, i + 3 * n)))
+            for k in range(k0, k1):
+                ku = np.uint64(k)
+                r = rows[ku]
+                c = (vsplat(D[ku, ja]), vsplat(D[ku, jb]), vsplat(D[ku, jc]), vsplat(D[ku, jd]))
+                a = _fma_4x4(c, vload(IN, (r, i)), vload(IN, (r, i + n)),
+                             vload(IN, (r, i + 2 * n)), vload(IN, (r, i + 3 * n)), a)
+            for v in range(4):
+                for q in range(4):
+                    vstore(G, (g + q, i + v * n), a[4 * v + q])
 
 
 @njit
-def grad_pass_4x2(D, IN, rows, k0, k1, j, j1, dw, G, g, fresh):
+def grad_pass_4x2(D, IN, rows, k0, k1, j0, j1, dw, G, g0, fresh):
     """:func:`grad_pass_4x4` by 2 input vectors (AVX2); ``dw`` a multiple of 2 vectors."""
     n = lanes(G)
-    ja, jb, jc, jd = _unsigned(_units(j, j1))
     z = vsplat(G.dtype.type(0))
     for i in range(0, dw, 2 * n):
-        a = (z, z, z, z, z, z, z, z)
-        if not fresh:
-            a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
-                 vload(G, (g + 3, i)), vload(G, (g, i + n)), vload(G, (g + 1, i + n)),
-                 vload(G, (g + 2, i + n)), vload(G, (g + 3, i + n)))
-        for k in range(k0, k1):
-            ku = np.uint64(k)
-            r = rows[ku]
-            c = (vsplat(D[ku, ja]), vsplat(D[ku, jb]), vsplat(D[ku, jc]), vsplat(D[ku, jd]))
-            a = _fma_4x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
-        vstore(G, (g, i), a[0])
-        vstore(G, (g + 1, i), a[1])
-        vstore(G, (g + 2, i), a[2])
-        vstore(G, (g + 3, i), a[3])
-        vstore(G, (g, i + n), a[4])
-        vstore(G, (g + 1, i + n), a[5])
-        vstore(G, (g + 2, i + n), a[6])
-        vstore(G, (g + 3, i + n), a[7])
+        for j in range(j0, j1, 4):
+            ja, jb, jc, jd = _unsigned(_units(j, j1))
+            g = g0 + j - j0
+            a = (z, z, z, z, z, z, z, z)
+            if not fresh:
+                a = (vload(G, (g, i)), vload(G, (g + 1, i)), vload(G, (g + 2, i)),
+                     vload(G, (g + 3, i)), vload(G, (g, i + n)), vload(G, (g + 1, i + n)),
+                     vload(G, (g + 2, i + n)), vload(G, (g + 3, i + n)))
+            for k in range(k0, k1):
+                ku = np.uint64(k)
+                r = rows[ku]
+                c = (vsplat(D[ku, ja]), vsplat(D[ku, jb]), vsplat(D[ku, jc]), vsplat(D[ku, jd]))
+                a = _fma_4x2(c, vload(IN, (r, i)), vload(IN, (r, i + n)), a)
+            vstore(G, (g, i), a[0])
+            vstore(G, (g + 1, i), a[1])
+            vstore(G, (g + 2, i), a[2])
+            vstore(G, (g + 3, i), a[3])
+            vstore(G, (g, i + n), a[4])
+            vstore(G, (g + 1, i + n), a[5])
+            vstore(G, (g + 2, i + n), a[6])
+            vstore(G, (g + 3, i + n), a[7])
 
 
 _grad_pass = grad_pass_4x4 if TILE_DEPTH == 4 else grad_pass_4x2
@@ -241,14 +250,14 @@ _grad_pass = grad_pass_4x4 if TILE_DEPTH == 4 else grad_pass_4x2
 @njit
 def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0, fresh):
     """``G[g0 + u] += Σ_k D[k, j0 + u] IN[rows[k]]`` over ``k0 <= k < k1`` (k in order), for
-    the units ``j0 <= j0 + u < j1`` (at most :data:`._compile.UNIT_BLOCK`, 4; ``G`` has 4
-    rows from ``g0`` on, those past ``j1 - j0`` are scratch). ``fresh``: ``=`` instead of
-    ``+=`` (the first range of rows of a sum).
+    the units ``j0 <= j0 + u < j1`` (``G`` has ``j1 - j0`` rows from ``g0`` on, rounded up to
+    whole blocks of :data:`._compile.UNIT_BLOCK`, 4: the rows past ``j1 - j0`` are scratch).
+    ``fresh``: ``=`` instead of ``+=`` (the first range of rows of a sum).
 
     4 units by :data:`._compile.TILE_DEPTH` input vectors accumulate in registers over the rows,
     starting from ``G`` (loaded exactly, so a sum taken over consecutive ranges of rows has
     the bits of the sum taken at once); the width's remainder takes one unit and one vector
-    at a time, the last one partial."""
+    at a time, the last one partial. Which units one call covers changes no bit."""
     d = IN.shape[1]
     n = lanes(G)
     z = vsplat(G.dtype.type(0))

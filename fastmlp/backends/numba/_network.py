@@ -86,8 +86,7 @@ def head_chunk(c, theta, offs, layers, acts, y, rows, X, H, hoff, D, doff, K, kb
     forward_block(WL, bL, IN, rin, k0, k1, np.int64(0), m, O)
     DL = matrix(D, doff[L], K, m)
     loss, errors = softmax_delta(O, DL, y, rows, k0, k1, inv_K)
-    for c0 in range(0, m, UNIT_BLOCK):
-        weight_grad_block(DL, IN, rin, k0, k1, c0, min(c0 + UNIT_BLOCK, m), dW_part, c0, True)
+    weight_grad_block(DL, IN, rin, k0, k1, np.int64(0), m, dW_part, np.int64(0), True)
     zero = O.dtype.type(0)
     for cc in range(m):
         s = zero

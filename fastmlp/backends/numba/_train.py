@@ -99,10 +99,8 @@ def _hidden_item(item, units, W, B, b, code, IN_prev, rows_prev, D, IN, rows, OU
     u1 = min(u0 + units, n_out)
     if kp > 0:
         for t0 in range(0, kp, ROW_TILE):
-            t1 = min(t0 + ROW_TILE, kp)
-            for j0 in range(u0, u1, UNIT_BLOCK):
-                weight_grad_block(D, IN_prev, rows_prev, t0, t1, j0, min(j0 + UNIT_BLOCK, u1),
-                                  G, j0 - u0, t0 == 0)
+            weight_grad_block(D, IN_prev, rows_prev, t0, min(t0 + ROW_TILE, kp), u0, u1, G,
+                              np.int64(0), t0 == 0)
         bias_grad(D, np.int64(0), kp, u0, u1, GB)
         update_layer_rows(W, G, S1W, S2W, B, GB, S1B, S2B, u0, u1, l1, l2x2, opt, h,
                           step_size, bc2_sqrt)
