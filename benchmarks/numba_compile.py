@@ -1,6 +1,6 @@
 """The numba backend's compile times: cold, from the on-disk cache, and for a new network.
 
-    python benchmarks/numba_compile.py [--dtype float32]
+    python benchmarks/numba_compile.py [--dtype float32] [--compare-with CHECKOUT [--rounds N]]
 
 Each measurement runs in a fresh interpreter with its own ``NUMBA_CACHE_DIR``:
 
@@ -12,6 +12,13 @@ Each measurement runs in a fresh interpreter with its own ``NUMBA_CACHE_DIR``:
   and activations (nothing may compile: the kernels' signatures do not depend on them).
 
 Compilation is single-threaded: compare wall and CPU seconds, and rerun on a quiet machine.
+
+``--compare-with CHECKOUT`` (a checkout of another version, such as fastmlp 0.1.0:
+``git worktree add /tmp/fastmlp-0.1.0 fe49628``) times instead what a user meets: the first
+``fastmlp.train(..., backend="numba")`` of (784, 64, 10) and the first ``predict_proba`` in a
+fresh interpreter with an empty cache, for this checkout and for CHECKOUT in turn, ``--rounds``
+times (compile times drift with the machine by half within an hour: only the alternating
+pairs compare).
 """
 
 from __future__ import annotations
@@ -60,6 +67,53 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+# the first training call and prediction as a user meets them (the API of every version)
+_FIRST_CALL = textwrap.dedent("""
+    import json, time
+    import numpy as np
+    import fastmlp
+    rng = np.random.default_rng(0)
+    X = rng.random((640, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 640)
+    model = fastmlp.MLP((784, 64, 10), seed=0)
+    t0 = time.perf_counter()
+    fastmlp.train(model, (X, y), backend="numba", epochs=1, batch_size=32, progress=False)
+    t1 = time.perf_counter()
+    model.predict_proba(X, backend="numba")
+    t2 = time.perf_counter()
+    print(json.dumps({"file": fastmlp.__file__, "train": t1 - t0, "predict": t2 - t1}))
+""")
+
+
+def first_call(checkout):
+    """The first train and predict of a fresh interpreter importing fastmlp from ``checkout``
+    (None: this one), with an empty numba cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        if checkout is not None:
+            env["PYTHONPATH"] = os.pathsep.join([checkout] + [p for p in env.get(
+                "PYTHONPATH", "").split(os.pathsep) if p])
+        out = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True,
+                             text=True, check=True, cwd=checkout or os.getcwd())
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(other, rounds):
+    """Cold first calls of this checkout and of ``other``, alternating."""
+    this = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    totals = {"this": [], "other": []}
+    for r in range(rounds):
+        for label, checkout in (("this", this), ("other", other)):
+            res = first_call(checkout)
+            total = res["train"] + res["predict"]
+            totals[label].append(total)
+            print(f"round {r + 1} {label:5s} load {os.getloadavg()[0]:.2f}: first train "
+                  f"{res['train']:.2f} s + first predict {res['predict']:.2f} s = {total:.2f} s"
+                  f"  ({os.path.dirname(os.path.dirname(res['file']))})", flush=True)
+    ratios = [a / b for a, b in zip(totals["this"], totals["other"])]
+    print("this / other per round: " + ", ".join(f"{x:.2f}" for x in ratios))
+
+
 def child(dtype, cache):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
     out = subprocess.run([sys.executable, "-c", _CHILD, dtype], env=env, capture_output=True,
@@ -70,7 +124,13 @@ def child(dtype, cache):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--compare-with", metavar="CHECKOUT",
+                    help="another version's checkout: time both versions' cold first call")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating pairs (--compare-with)")
     a = ap.parse_args()
+    if a.compare_with:
+        compare(os.path.abspath(a.compare_with), a.rounds)
+        return
     with tempfile.TemporaryDirectory() as cache:
         for label in ("cold", "cached"):
             r = child(a.dtype, cache)
