@@ -130,9 +130,10 @@ def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):
     IN = rng.standard_normal((50, n_in)).astype(dtype)
     rows = rng.permutation(50)[:K].astype(np.int64)
     D = rng.standard_normal((K, n_out)).astype(dtype)
-    outs, grads = [], []
-    for forward, grad_pass in ((_layers.forward_block_4x4, _layers.grad_pass_4x4),
-                               (_layers.forward_block_4x2, _layers.grad_pass_4x2)):
+    outs, grads, backs = [], [], []
+    for forward, grad_pass, backprop_pass in (
+            (_layers.forward_block_4x4, _layers.grad_pass_4x4, _layers.backprop_pass_4x4),
+            (_layers.forward_block_4x2, _layers.grad_pass_4x2, _layers.backprop_pass_4x2)):
         OUT = np.zeros((K, n_out), dtype)
         forward(W, b, IN, rows, 0, K, 0, n_out, OUT)
         n = _simd.VECTOR_BYTES // np.dtype(dtype).itemsize
@@ -143,12 +144,20 @@ def test_the_tile_shape_changes_no_bit(dtype, n_in, n_out, K):
         for j in range(0, n_out, 4):                                       # a call per block
             grad_pass(D, IN, rows, 0, K, j, min(j + 4, n_out), whole, by_block, j, False)
         assert by_block.tobytes() == G.tobytes()
+        D_in = np.zeros((K, n_in), dtype)                 # W^T delta, by blocks of 4 rows
+        for k in range(0, K - K % 4, 4):
+            backprop_pass(D, W, k, whole, D_in)
         outs.append(OUT)
         grads.append(G[:n_out])
+        backs.append(D_in)
     assert np.abs(outs[0] - (b + IN[rows] @ W.T)).max() < 1e-3 * n_in
     assert outs[0].tobytes() == outs[1].tobytes()
     assert whole == 0 or np.abs(grads[0][:, :whole] - (D.T @ IN[rows])[:, :whole]).max() < 1e-3 * K
     assert grads[0].tobytes() == grads[1].tobytes()
+    tiled = K - K % 4
+    assert whole == 0 or tiled == 0 or \
+        np.abs(backs[0][:tiled, :whole] - (D @ W)[:tiled, :whole]).max() < 1e-3 * n_out
+    assert backs[0].tobytes() == backs[1].tobytes()
 
 
 _SUBPROCESS = textwrap.dedent("""

@@ -275,14 +275,18 @@ def weight_grad_block(D, IN, rows, k0, k1, j0, j1, G, g0, fresh):
 @njit
 def backprop_block(D_out, W, k0, k1, D_in):
     """``D_in[k] = Σ_j D_out[k, j] W[j]`` for ``k0 <= k < k1`` (the spec's ``W^lᵀ δ^l``,
-    before the derivative), j in order: 4 examples by 4 input vectors per pass over the
-    units (a lone example takes a one-row pass with the same order)."""
+    before the derivative), j in order: tiles of 4 examples by :data:`._compile.TILE_DEPTH`
+    input vectors per pass over the units (4 loads of ``W`` and 4 broadcasts of ``D_out``
+    per 16 multiply-adds with AVX-512), the width's remainder 4 examples by one vector, the
+    last one partial; a lone example takes one-row passes with the same per-element order."""
     n_out, d = W.shape
     n = lanes(W)
     z = vsplat(W.dtype.type(0))
+    dw = d - d % (TILE_DEPTH * n)
     for k in range(k0, k1, 4):
         if k + 4 <= k1:
-            for i in range(0, d, n):
+            _backprop_pass(D_out, W, k, dw, D_in)
+            for i in range(dw, d, n):
                 a = b = c = e = z
                 for j in range(n_out):
                     wv = vload_part(W, (j, i), d - i)
@@ -301,6 +305,48 @@ def backprop_block(D_out, W, k0, k1, D_in):
                     for j in range(n_out):
                         a = vfma(vsplat(D_out[r, j]), vload_part(W, (j, i), d - i), a)
                     vstore_part(D_in, (r, i), d - i, a)
+
+
+@njit
+def backprop_pass_4x4(D_out, W, k, dw, D_in):
+    """``D_in[k + r, :dw] = Σ_j D_out[k + r, j] W[j, :dw]`` for r < 4, j in order: 4 examples
+    by 4 input vectors in registers, ``dw`` a multiple of 4 vectors."""
+    n_out = W.shape[0]
+    n = lanes(W)
+    z = vsplat(W.dtype.type(0))
+    for i in range(0, dw, 4 * n):
+        s = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
+        for j in range(n_out):
+            w = (vload(W, (j, i)), vload(W, (j, i + n)), vload(W, (j, i + 2 * n)),
+                 vload(W, (j, i + 3 * n)))
+            s = _fma_4x4(w, vsplat(D_out[k, j]), vsplat(D_out[k + 1, j]),
+                         vsplat(D_out[k + 2, j]), vsplat(D_out[k + 3, j]), s)
+        for r in range(4):
+            for v in range(4):
+                vstore(D_in, (k + r, i + v * n), s[4 * r + v])
+
+
+@njit
+def backprop_pass_4x2(D_out, W, k, dw, D_in):
+    """:func:`backprop_pass_4x4` by 2 input vectors (AVX2); ``dw`` a multiple of 2 vectors."""
+    n_out = W.shape[0]
+    n = lanes(W)
+    z = vsplat(W.dtype.type(0))
+    for i in range(0, dw, 2 * n):
+        s = (z, z, z, z, z, z, z, z)
+        for j in range(n_out):
+            wa = vload(W, (j, i))
+            wb = vload(W, (j, i + n))
+            da, db = vsplat(D_out[k, j]), vsplat(D_out[k + 1, j])
+            dc, dd = vsplat(D_out[k + 2, j]), vsplat(D_out[k + 3, j])
+            s = (vfma(wa, da, s[0]), vfma(wb, da, s[1]), vfma(wa, db, s[2]), vfma(wb, db, s[3]),
+                 vfma(wa, dc, s[4]), vfma(wb, dc, s[5]), vfma(wa, dd, s[6]), vfma(wb, dd, s[7]))
+        for r in range(4):
+            for v in range(2):
+                vstore(D_in, (k + r, i + v * n), s[2 * r + v])
+
+
+_backprop_pass = backprop_pass_4x4 if TILE_DEPTH == 4 else backprop_pass_4x2
 
 
 @njit
