@@ -42,7 +42,8 @@ def main():
     for name, seconds in best.items():
         print(f"  {name:16s} {seconds:8.3f} s")
     for name in a.backends:
-        print(f"{name}: float64 / float32 = {best[f'{name} float64'] / best[f'{name} float32']:.2f}")
+        ratio = best[f"{name} float64"] / best[f"{name} float32"]
+        print(f"{name}: float64 / float32 = {ratio:.2f}")
 
 
 if __name__ == "__main__":

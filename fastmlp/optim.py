@@ -22,9 +22,9 @@ the dtype's smallest normal number (1.2e-38 in float32) is stored as zero
 (:func:`flush_subnormals`). Where the gradient is exactly zero -- the weights of a dead ReLU
 unit, with no penalty -- the state decays geometrically into the subnormal range, and x86
 CPUs take a microcode assist of about a hundred cycles for every operation on a subnormal:
-Adam on (784, 256, 128, 10) without penalties, K=32, took 4.2-4.6 s per epoch instead of
-0.8 s in the numba backend (2-core Xeon). The values flushed are below anything an update
-can move a weight by.
+Adam on (784, 256, 128, 10) without penalties, K=32, took 2.98 s per epoch in the numba
+backend without this rule and 0.995 s with it (SGD: 0.73 s; 2-core Xeon). The values flushed
+are below anything an update can move a weight by.
 
 :meth:`Optimizer.step` is the NumPy definition of each rule, used by the ``loop`` and
 ``numpy`` backends; the numba kernels restate it per row of a weight matrix (they take the

@@ -13,8 +13,10 @@ like a BLAS micro-kernel, each in the form that needs no transposed copy of ``W`
   AVX-512, 2 with AVX2; 4 x 4: 16 vector accumulators sharing 8 loads), summed across lanes
   by one transposing tree (:func:`._simd.vsums`);
 * :func:`weight_grad_block` -- ``Σ_k δ[k, j] x_k``: 4 units by ``TILE_DEPTH`` input vectors
-  held in registers over a tile of rows, continued from the previous tile's sums;
-* :func:`backprop_block` -- ``δ W``: 4 examples by one input vector, over the units.
+  held in registers over a tile of rows, continued from the previous tile's sums, strip by
+  strip of the width through all the units of a call;
+* :func:`backprop_block` -- ``δ W``: 4 examples by ``TILE_DEPTH`` input vectors, over the
+  units.
 
 Every element is computed by the same sequence of operations whatever tile it falls in (a
 tile at the edge repeats a valid unit or row and drops the copy; a lone example takes a
