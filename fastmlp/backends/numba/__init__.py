@@ -95,8 +95,8 @@ def _rule(state, dtype, lr, n_steps):
     opt = state.optimizer
     t = np.dtype(dtype).type
     mu, beta1, beta2, eps = opt.hyper()
-    h = np.array([t(lr), t(mu), t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(eps)],
-                 dtype)
+    h = np.array([t(lr), t(mu), t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(eps),
+                  np.finfo(dtype).tiny], dtype)
     sc = np.zeros((max(n_steps, 1), 2), dtype)
     if isinstance(opt, Adam):
         for s in range(n_steps):

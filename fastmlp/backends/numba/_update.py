@@ -16,7 +16,8 @@ Momentum buffers and moments below the dtype's smallest normal number are stored
 against a hundred-cycle assist for every operation on a subnormal.
 
 ``h`` holds the rule's scalars in the model's dtype: ``[lr, mu, beta1, 1 - beta1, beta2,
-1 - beta2, eps]``; ``step_size = lr / (1 - beta1^t)`` and ``bc2_sqrt = sqrt(1 - beta2^t)``
+1 - beta2, eps, tiny]`` (``tiny``: the dtype's smallest normal number); ``step_size = lr /
+(1 - beta1^t)`` and ``bc2_sqrt = sqrt(1 - beta2^t)``
 come per step (computed by the wrapper as PyTorch does); dividing by ``bc2_sqrt`` is taken
 as a product by its reciprocal (one rounding away from PyTorch's quotient; a vector division
 costs as much as a dozen products, and Adam's steps had two per parameter). The rule is
@@ -42,14 +43,6 @@ def _sign(w, zero, one):
     return zero
 
 
-@njit
-def _tiny(a):
-    """The smallest normal number of ``a``'s dtype (float32 or float64)."""
-    if a.itemsize == 4:
-        return a.dtype.type(1.1754943508222875e-38)
-    return a.dtype.type(2.2250738585072014e-308)
-
-
 @njit(inline=True)
 def _flush(x, tiny, zero):
     """``x``, or zero when it is subnormal (NaN stays NaN)."""
@@ -66,7 +59,7 @@ def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt)
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
-    tiny = _tiny(P)
+    tiny = h[7]
     n = P.shape[1]
     if opt == SGD:
         for j in range(j0, j1):
@@ -115,7 +108,7 @@ def update_rank_one_row(P, S1, S2, j, c, x, l1, l2x2, opt, h, step_size, bc2_sqr
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
-    tiny = _tiny(P)
+    tiny = h[7]
     if opt == SGD:
         for i in range(P.shape[1]):
             w = P[j, i]
