@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import textwrap
+
+from _checkouts import THIS_CHECKOUT, run_on_checkout
 
 _CHILD = textwrap.dedent("""
     import hashlib, json, os, sys, time
@@ -66,19 +66,6 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def run_child(checkout, args):
-    """One fresh interpreter importing fastmlp from ``checkout``: ``{threads: [(seconds,
-    digest), ...]}``."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([checkout] + [p for p in env.get(
-        "PYTHONPATH", "").split(os.pathsep) if p])
-    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(dict(args, checkout=checkout))],
-                         env=env, capture_output=True, text=True, cwd=checkout)
-    if out.returncode:
-        raise SystemExit(f"the child for {checkout} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def quartiles(values):
     """``(best, first quartile, median, third quartile)`` of ``values``."""
     v = sorted(values)
@@ -100,19 +87,20 @@ def main():
     ap.add_argument("--optimizer", default="sgd")
     ap.add_argument("--activation", default="relu")
     a = ap.parse_args()
-    this = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    checkouts = {"this": this, "other": os.path.abspath(a.compare_with)}
+    checkouts = {"this": THIS_CHECKOUT, "other": os.path.abspath(a.compare_with)}
     args = {"threads": a.threads, "epochs": a.epochs, "layers": [784, *a.hidden, 10],
             "batch_size": a.batch_size, "dtype": a.dtype, "optimizer": a.optimizer,
             "activation": a.activation}
     print(f"layers {tuple(args['layers'])} {a.activation}, K={a.batch_size}, {a.dtype}, "
           f"{a.optimizer}; {a.rounds} rounds x {a.epochs} epochs per checkout and thread count; "
-          f"this = {this}, other = {checkouts['other']}", flush=True)
+          f"this = {THIS_CHECKOUT}, other = {checkouts['other']}", flush=True)
     results = {(label, t): [] for label in checkouts for t in a.threads}
     for r in range(a.rounds):
         order = list(checkouts) if r % 2 == 0 else list(checkouts)[::-1]
         for label in order:
-            for t, runs in run_child(checkouts[label], args).items():
+            checkout = checkouts[label]
+            for t, runs in run_on_checkout(checkout, _CHILD,
+                                           json.dumps(dict(args, checkout=checkout))).items():
                 results[(label, int(t))].extend(runs)
         print(f"round {r + 1} of {a.rounds} done (load {os.getloadavg()[0]:.2f})", flush=True)
     for t in a.threads:

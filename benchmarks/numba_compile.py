@@ -24,12 +24,11 @@ pairs compare).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import textwrap
+
+from _checkouts import THIS_CHECKOUT, run_on_checkout
 
 _CHILD = textwrap.dedent("""
     import json, sys, time
@@ -86,24 +85,17 @@ _FIRST_CALL = textwrap.dedent("""
 
 
 def first_call(checkout):
-    """The first train and predict of a fresh interpreter importing fastmlp from ``checkout``
-    (None: this one), with an empty numba cache."""
+    """The first train and predict of a fresh interpreter importing fastmlp from ``checkout``,
+    with an empty numba cache."""
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        if checkout is not None:
-            env["PYTHONPATH"] = os.pathsep.join([checkout] + [p for p in env.get(
-                "PYTHONPATH", "").split(os.pathsep) if p])
-        out = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True,
-                             text=True, check=True, cwd=checkout or os.getcwd())
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_on_checkout(checkout, _FIRST_CALL, env={"NUMBA_CACHE_DIR": cache})
 
 
 def compare(other, rounds):
     """Cold first calls of this checkout and of ``other``, alternating."""
-    this = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     totals = {"this": [], "other": []}
     for r in range(rounds):
-        for label, checkout in (("this", this), ("other", other)):
+        for label, checkout in (("this", THIS_CHECKOUT), ("other", other)):
             res = first_call(checkout)
             total = res["train"] + res["predict"]
             totals[label].append(total)
@@ -115,10 +107,7 @@ def compare(other, rounds):
 
 
 def child(dtype, cache):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-    out = subprocess.run([sys.executable, "-c", _CHILD, dtype], env=env, capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_on_checkout(THIS_CHECKOUT, _CHILD, dtype, env={"NUMBA_CACHE_DIR": cache})
 
 
 def main():

@@ -153,7 +153,6 @@ def test_the_numba_kernels_restate_each_rule(backend):
             assert rel_err(buf, ref_state.buffers[key]) <= RTOL["float64"], (name, key)
 
 
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["momentum", "nesterov", "adam"])
 def test_state_below_the_smallest_normal_is_stored_as_zero(backend, name, dtype):
