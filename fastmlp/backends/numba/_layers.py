@@ -336,16 +336,13 @@ def backprop_pass_4x2(D_out, W, k, dw, D_in):
     z = vsplat(W.dtype.type(0))
     for i in range(0, dw, 2 * n):
         s = (z, z, z, z, z, z, z, z)
-        for j in range(n_out):
-            wa = vload(W, (j, i))
-            wb = vload(W, (j, i + n))
-            da, db = vsplat(D_out[k, j]), vsplat(D_out[k + 1, j])
-            dc, dd = vsplat(D_out[k + 2, j]), vsplat(D_out[k + 3, j])
-            s = (vfma(wa, da, s[0]), vfma(wb, da, s[1]), vfma(wa, db, s[2]), vfma(wb, db, s[3]),
-                 vfma(wa, dc, s[4]), vfma(wb, dc, s[5]), vfma(wa, dd, s[6]), vfma(wb, dd, s[7]))
+        for j in range(n_out):                        # s[4 v + r]: example r, vector v
+            d = (vsplat(D_out[k, j]), vsplat(D_out[k + 1, j]), vsplat(D_out[k + 2, j]),
+                 vsplat(D_out[k + 3, j]))
+            s = _fma_4x2(d, vload(W, (j, i)), vload(W, (j, i + n)), s)
         for r in range(4):
             for v in range(2):
-                vstore(D_in, (k + r, i + v * n), s[2 * r + v])
+                vstore(D_in, (k + r, i + v * n), s[4 * v + r])
 
 
 _backprop_pass = backprop_pass_4x4 if TILE_DEPTH == 4 else backprop_pass_4x2
