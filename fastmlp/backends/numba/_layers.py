@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 from ._compile import TILE_DEPTH, njit
-from ._simd import (lanes, prefetch, vfma, vlane, vload, vload_part, vsplat,
+from ._simd import (lanes, prefetch, prefetch_for_write, vfma, vlane, vload, vload_part, vsplat,
                     vstore, vstore_part, vstore_sums, vsums)
 
 RELU, TANH, LOGISTIC, IDENTITY = 0, 1, 2, 3
@@ -358,6 +358,19 @@ def prefetch_rows(X, rows):
         r = rows[k]
         for i in range(0, X.shape[1], step):
             prefetch(X, (r, i))
+
+
+@njit
+def prefetch_rows_for_write(W, j0, j1):
+    """Fetch the rows ``W[j0:j1]`` for writing, one hint per 64-byte line. For rows that the
+    other workers read since this one last wrote them (a hidden layer's ``W`` beyond the
+    first: every worker's backward pass reads all of it), issued ahead of their update so
+    that the lines' transfers and invalidations overlap with the gradient's arithmetic
+    instead of holding up the update's stores one line after another."""
+    step = 64 // W.itemsize
+    for j in range(j0, j1):
+        for i in range(0, W.shape[1], step):
+            prefetch_for_write(W, (j, i))
 
 
 #: Eigen's and XLA's float32 tanh: p(x)/q(x) on [-_TANH_CLAMP, _TANH_CLAMP], p odd of degree

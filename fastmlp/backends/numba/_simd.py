@@ -318,14 +318,8 @@ def vlane(typingctx, v, lane):
     return v.dtype(v, lane), codegen
 
 
-@intrinsic
-def prefetch(typingctx, a, index):
-    """Ask the CPU to start loading the cache line of ``a[index]`` (``llvm.prefetch``: read,
-    keep in all cache levels). A hint only: it changes no value, only when the line
-    arrives."""
-    if not _indexes(a, index, (types.Float, types.Integer)):
-        return None
-
+def _prefetch_codegen(write):
+    """The code of :func:`prefetch` (``write`` False) or :func:`prefetch_for_write`."""
     def codegen(context, builder, signature, args):
         ptr = _pointer(context, builder, signature.args[0], args[0], signature.args[1], args[1])
         i32 = ir.IntType(32)
@@ -333,10 +327,30 @@ def prefetch(typingctx, a, index):
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr.type, i32, i32, i32]),
             "llvm.prefetch.p0")
-        builder.call(fn, [byte_ptr, i32(0), i32(3), i32(1)])   # read, high locality, data
+        # read (0) or write (1), high locality (keep in all cache levels), data
+        builder.call(fn, [byte_ptr, i32(int(write)), i32(3), i32(1)])
         return context.get_dummy_value()
+    return codegen
 
-    return types.void(a, index), codegen
+
+@intrinsic
+def prefetch(typingctx, a, index):
+    """Ask the CPU to start loading the cache line of ``a[index]`` (``llvm.prefetch``: read,
+    keep in all cache levels). A hint only: it changes no value, only when the line
+    arrives."""
+    if not _indexes(a, index, (types.Float, types.Integer)):
+        return None
+    return types.void(a, index), _prefetch_codegen(False)
+
+
+@intrinsic
+def prefetch_for_write(typingctx, a, index):
+    """As :func:`prefetch`, with the intent to write the line (``prefetchw`` on x86): it
+    arrives owned by this core, other cores' copies invalidated, so that the stores that
+    follow do not each wait for that."""
+    if not _indexes(a, index, (types.Float, types.Integer)):
+        return None
+    return types.void(a, index), _prefetch_codegen(True)
 
 
 # -- synchronization ----------------------------------------------------------------------------
@@ -405,5 +419,5 @@ def spin_pause(typingctx, rounds):
 
 
 __all__ = ["VECTOR_BYTES", "Vec", "lanes", "vsplat", "vload", "vstore", "vload_part",
-           "vstore_part", "vfma", "vsums", "vstore_sums", "vlane", "prefetch", "atomic_add",
-           "atomic_load", "spin_pause"]
+           "vstore_part", "vfma", "vsums", "vstore_sums", "vlane", "prefetch",
+           "prefetch_for_write", "atomic_add", "atomic_load", "spin_pause"]

@@ -42,7 +42,8 @@ import numpy as np
 from ... import _aligned
 from ._compile import HEAD_CHUNK, ITEM_UNITS, MAX_ITEM_UNITS, ROW_TILE, UNIT_BLOCK, njit
 from ._layers import (activate, backprop_block, bias_grad, forward_block, prefetch_rows,
-                      softmax_delta, times_derivative, weight_grad_block)
+                      prefetch_rows_for_write, softmax_delta, times_derivative,
+                      weight_grad_block)
 from ._network import (bias, head_chunk, matrix, running_offsets, state_matrix,
                        sum_chunks, weight)
 from ._simd import (atomic_add, atomic_load, lanes, spin_pause, vfma, vlane, vload, vload_part,
@@ -85,19 +86,24 @@ def _claim(sync, phase, n_items, w, v):
 
 @njit(inline=True)
 def _hidden_item(item, units, W, B, b, code, IN_prev, rows_prev, D, IN, rows, OUT, S1W, S2W,
-                 S1B, S2B, l1, l2x2, opt, h, step_size, bc2_sqrt, G, GB):
+                 S1B, S2B, l1, l2x2, opt, h, step_size, bc2_sqrt, G, GB, shared):
     """Units ``item * units ..`` (``units`` of them at most) of a hidden layer: the previous
     step's update of their rows of ``W`` and ``B`` (``b``: the same biases, 1-D; when
     ``rows_prev`` is not empty, ``D`` holds that step's deltas), then their activations for
     ``rows``. The rows go by tiles of :data:`ROW_TILE`, each tile through all the item's unit
     blocks while its inputs are in cache. ``G``/``GB``: the worker's scratch for the item's
-    gradient rows (:data:`MAX_ITEM_UNITS` of them)."""
+    gradient rows (:data:`MAX_ITEM_UNITS` of them). ``shared``: other workers' backward
+    passes have read ``W`` since its last update (a hidden layer after the first, several
+    workers), so the rows are first fetched for writing
+    (:func:`._layers.prefetch_rows_for_write`)."""
     n_out = W.shape[0]
     kp = rows_prev.shape[0]
     kb = rows.shape[0]
     u0 = item * units
     u1 = min(u0 + units, n_out)
     if kp > 0:
+        if shared:
+            prefetch_rows_for_write(W, u0, u1)
         for t0 in range(0, kp, ROW_TILE):
             weight_grad_block(D, IN_prev, rows_prev, t0, min(t0 + ROW_TILE, kp), u0, u1, G,
                               np.int64(0), t0 == 0)
@@ -191,7 +197,7 @@ def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_
             while item >= 0:
                 _hidden_item(item, iu[l], W, B, b, acts[l - 1], IN_prev, rows_prev, Dl, IN, rin,
                              OUT, S1W, S2W, S1B, S2B, l1[l - 1], l2x2[l - 1], opt, h, sc[ps, 0],
-                             sc[ps, 1], Gw, GBw)
+                             sc[ps, 1], Gw, GBw, l > 1 and done > 1)
                 atomic_add(sync, (phase, done), 1)
                 item, v = _claim(sync, phase, n_items, w, v)
             _wait(sync, phase, n_items)
