@@ -156,6 +156,7 @@ def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_
     (hoff, doff, iu, H, D, O, dW_part, db_part, loss_p, err_p, dWL, dbL, G, GB, ident, sync,
      batch_loss, batch_err, status) = ws
     done = sync.shape[1] - 1                          # sync[phase, done]: items finished
+    several = done > 1                                # more than one worker (one slot each)
     n = order.shape[0]
     L = layers.shape[0] - 1
     K = min(batch_size, n)
@@ -197,7 +198,7 @@ def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_
             while item >= 0:
                 _hidden_item(item, iu[l], W, B, b, acts[l - 1], IN_prev, rows_prev, Dl, IN, rin,
                              OUT, S1W, S2W, S1B, S2B, l1[l - 1], l2x2[l - 1], opt, h, sc[ps, 0],
-                             sc[ps, 1], Gw, GBw, l > 1 and done > 1)
+                             sc[ps, 1], Gw, GBw, l > 1 and several)
                 atomic_add(sync, (phase, done), 1)
                 item, v = _claim(sync, phase, n_items, w, v)
             _wait(sync, phase, n_items)
