@@ -33,8 +33,9 @@ DTYPES = ("float32", "float64")
 #: (4) nor of a work item (16), 21 inputs no multiple of a vector's lanes
 DEEP = ((21, 37, 23, 9, 7, 5), ("relu", "tanh", "logistic", "identity"))
 WORKER_COUNTS = (1, 2, 3, 6)
-#: a minibatch smaller than a head chunk, an odd one, one over two chunks, a whole split
-BATCH_SIZES = (3, 10, 37, 300)
+#: single examples, a minibatch smaller than a head chunk, an odd one, one over two chunks, a
+#: whole split
+BATCH_SIZES = (1, 3, 10, 37, 300)
 N = 300
 
 
@@ -58,9 +59,9 @@ def train_with_workers(model, X, y, order, batch_size, optimizer, n_workers, lr=
     """One training call on exactly ``n_workers`` workers, through the wrapper's helper."""
     state = optim.get_optimizer(optimizer).init_state(model.n_params, model.dtype)
     n_steps = -(-len(order) // batch_size)
-    stats = nbmod._train_minibatches(nbmod._network_arrays(model), *nbmod._penalties(model),
-                                     X, y, order, batch_size,
-                                     nbmod._rule(state, model.dtype, lr, n_steps), n_workers)
+    stats = nbmod._train_on_workers(nbmod._network_arrays(model), *nbmod._penalties(model),
+                                    X, y, order, batch_size,
+                                    nbmod._rule(state, model.dtype, lr, n_steps), n_workers)
     return stats, state
 
 

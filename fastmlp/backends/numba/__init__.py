@@ -158,13 +158,9 @@ class NumbaBackend(Backend):
         h, code, sc, s1, s2 = _rule(state, model.dtype, lr, n_steps)
         network = _network_arrays(model)
         l1, l2x2 = _penalties(model)
-        if batch_size == 1:
-            loss_sum, n_errors, done, failed = _train.train_single_examples(
-                *network, l1, l2x2, X, y, order, h, code, sc, s1, s2)
-        else:
-            loss_sum, n_errors, done, failed = _train_minibatches(
-                network, l1, l2x2, X, y, order, batch_size, (h, code, sc, s1, s2),
-                _workers.worker_count())
+        loss_sum, n_errors, done, failed = _train_on_workers(
+            network, l1, l2x2, X, y, order, batch_size, (h, code, sc, s1, s2),
+            _workers.worker_count())
         state.step += int(done)
         return StepStats(float(loss_sum), int(n_errors), int(done), int(failed))
 
@@ -196,13 +192,18 @@ class NumbaBackend(Backend):
                 "vector_bytes": VECTOR_BYTES, "fastmath": sorted(FASTMATH)}
 
 
-def _train_minibatches(network, l1, l2x2, X, y, order, batch_size, rule, n_workers):
-    """Minibatch training on ``n_workers`` workers: ``(loss_sum, n_errors, n_steps,
+def _train_on_workers(network, l1, l2x2, X, y, order, batch_size, rule, n_workers):
+    """Training on ``n_workers`` workers, by :func:`._train.single_example_worker` at batch
+    size 1 and :func:`._train.minibatch_worker` otherwise: ``(loss_sum, n_errors, n_steps,
     failed)``."""
     ws = _train.workspace(network[0], tuple(int(v) for v in network[2]), order.shape[0],
                           batch_size, n_workers)
-    _workers.run(_train.minibatch_worker, n_workers, *network, l1, l2x2, X, y, order,
-                 batch_size, *rule, ws)
+    if batch_size == 1:
+        _workers.run(_train.single_example_worker, n_workers, *network, l1, l2x2, X, y, order,
+                     *rule, ws)
+    else:
+        _workers.run(_train.minibatch_worker, n_workers, *network, l1, l2x2, X, y, order,
+                     batch_size, *rule, ws)
     return _train.outcome(ws)
 
 
@@ -218,7 +219,7 @@ def _logits(network, X, n_workers):
 #: the kernels a call may need: name -> the dispatchers it runs (compiled per dtype)
 KERNELS = {
     "minibatches": (_train.minibatch_worker,),
-    "single-examples": (_train.train_single_examples,),
+    "single-examples": (_train.single_example_worker,),
     "logits": (_inference.logits_worker,),
     "gradients": (_inference.loss_and_grads,),
 }
@@ -269,9 +270,9 @@ def _compile_kernels(dtype, names):
     rule = _rule(SGD().init_state(layout.n_params, dtype), dtype, 0.01, len(y))
     for name in names:
         if name == "minibatches":
-            _train_minibatches(network, l1, l2x2, X, y, order, 4, rule, 1)
+            _train_on_workers(network, l1, l2x2, X, y, order, 4, rule, 1)
         elif name == "single-examples":
-            _train.train_single_examples(*network, l1, l2x2, X, y, order, *rule)
+            _train_on_workers(network, l1, l2x2, X, y, order, 1, rule, 1)
         elif name == "logits":
             _logits(network, X, 1)
         elif name == "gradients":

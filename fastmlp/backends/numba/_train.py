@@ -30,9 +30,10 @@ for any thread count and worker count (one worker is the serial path). The updat
 hidden layer is taken at the start of the next step (or at the end of the call), so every
 call leaves no update pending.
 
-Batch size 1 (:func:`train_single_examples`, serial) streams each weight matrix once per
-step: the previous example's update of a row, then the next example's dot product with it
-while the row is in cache.
+Batch size 1 (:func:`single_example_worker`, on the same workers, phases and buffers)
+streams each weight matrix once per step: the previous example's update of a row, then the
+next example's dot product with it while the row is in cache. A hidden layer's items are
+groups of rows, as above; the output layer is one item, which also computes every delta.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from ._network import (bias, head_chunk, matrix, running_offsets, state_matrix,
                        sum_chunks, weight)
 from ._simd import (atomic_add, atomic_load, lanes, spin_pause, vfma, vlane, vload, vload_part,
                     vsplat, vsums)
-from ._update import update_layer_rows, update_rank_one_row, update_rows
+from ._update import (ADAM, MOMENTUM, NESTEROV, SGD, update_layer_rows, update_rank_one_row,
+                      update_rows)
 
 #: a step's outcome in ``status``: not reached, loss finite (update taken), loss not finite
 _PENDING, _TAKEN, _FAILED = 0, 1, 2
@@ -283,7 +285,7 @@ def outcome(ws):
     return loss_sum, int(batch_err[:done].sum()), done, failed
 
 
-@njit
+@njit(inline=True)
 def _dot_row(W, j, x):
     """``W[j] · x`` in four vector accumulators (the tail in a masked one), added across
     lanes by :func:`._simd.vsums` and then in order."""
@@ -303,76 +305,125 @@ def _dot_row(W, j, x):
     return ((vlane(t[0], 0) + vlane(t[0], 1)) + vlane(t[0], 2)) + vlane(t[0], 3)
 
 
+@njit(inline=True)
+def _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, opt, h, step_size,
+                    bc2_sqrt, update):
+    """Rows ``u0..u1`` of :func:`_single_example_rows`, one at a time: its update (when
+    ``update``), then its dot product."""
+    for j in range(u0, u1):
+        if update:
+            update_rank_one_row(W, S1W, S2W, j, d[j], IN_prev, l1, l2x2, opt, h, step_size,
+                                bc2_sqrt)
+        OUT[0, j] = B[j, 0] + _dot_row(W, j, IN)
+
+
+@njit(inline=True)
+def _single_example_rows(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, S1B, S2B, l1, l2x2, opt,
+                         h, step_size, bc2_sqrt, update):
+    """Rows ``u0..u1`` of a layer at batch size 1: when ``update``, the previous example's
+    step of their biases and, row by row, of their weights (the rank-one gradient
+    ``d[j] IN_prev``); then each row's pre-activation for ``IN`` while the row is in cache.
+
+    The rule is branched on here, once, and each branch inlines the row loop with the rule
+    as a constant, so that LLVM keeps only that rule's code. A row update that branches on
+    the rule at run time takes the reference counts of all its arrays on every call, and
+    with 16 inputs per row that was 90 ns a row against 6 (and the counts are shared by the
+    workers' cores)."""
+    zero = W.dtype.type(0)
+    if update:
+        update_rows(B, d.reshape((d.shape[0], 1)), S1B, S2B, u0, u1, np.int64(0), zero, zero,
+                    opt, h, step_size, bc2_sqrt)
+    if opt == SGD:
+        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, SGD, h,
+                        step_size, bc2_sqrt, update)
+    elif opt == MOMENTUM:
+        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, MOMENTUM, h,
+                        step_size, bc2_sqrt, update)
+    elif opt == NESTEROV:
+        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, NESTEROV, h,
+                        step_size, bc2_sqrt, update)
+    else:
+        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, ADAM, h,
+                        step_size, bc2_sqrt, update)
+
+
+@njit(inline=True)
+def _single_example_backward(step, theta, offs, layers, acts, y, order, Hc, hoff, D, doff, O,
+                             batch_loss, batch_err, status):
+    """The end of a step at batch size 1 (one worker): the example's loss and output delta
+    from its logits ``O``, then, when the loss is finite, every hidden delta."""
+    L = layers.shape[0] - 1
+    one = theta.dtype.type(1)
+    loss, errors = softmax_delta(O, matrix(D, doff[L], 1, layers[L]), y, order[step:step + 1],
+                                 np.int64(0), np.int64(1), one)
+    batch_loss[step] = loss
+    batch_err[step] = errors
+    if not np.isfinite(loss):
+        status[step] = _FAILED
+        return
+    for l in range(L, 1, -1):
+        D_in = matrix(D, doff[l - 1], 1, layers[l - 1])
+        backprop_block(matrix(D, doff[l], 1, layers[l]), weight(theta, offs, layers, l),
+                       np.int64(0), np.int64(1), D_in)
+        times_derivative(D_in, matrix(Hc, hoff[l - 1], 1, layers[l - 1]), np.int64(0),
+                         np.int64(1), acts[l - 2])
+    status[step] = _TAKEN
+
+
 @njit
-def train_single_examples(theta, offs, layers, acts, l1, l2x2, X, y, order, h, opt, sc, s1,
-                          s2):
-    """Batch size 1 (serial): as :func:`minibatch_worker` with one example per step, each
-    layer's update of the previous step taken row by row just before the row's dot product
-    with the next example's input. Returns ``(loss_sum, n_errors, n_steps, failed)``, as
-    :func:`outcome` does."""
+def single_example_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, h, opt, sc, s1,
+                          s2, ws):
+    """Worker ``w`` of a batch-size-1 training call, with ``ws`` from :func:`workspace`
+    (``batch_size`` 1): as :func:`minibatch_worker`, one example per step. Each step has a
+    phase per layer; a hidden layer's items are groups of rows, each row taking the previous
+    example's update just before its dot product with the next example's input (the row
+    is read from the cache once per step for both). The output layer is one item, which
+    also computes the loss and every delta: a layer's deltas need all of its rows."""
+    (hoff, doff, iu, H, D, O, dW_part, db_part, loss_p, err_p, dWL, dbL, G, GB, ident, sync,
+     batch_loss, batch_err, status) = ws
+    done = sync.shape[1] - 1
     n = order.shape[0]
     L = layers.shape[0] - 1
-    dt = theta.dtype
-    zero = dt.type(0)
-    one = dt.type(1)
-    hoff = running_offsets(layers, 1, 1, L - 1)
-    doff = running_offsets(layers, 1, 1, L)
-    H = np.empty((2, max(hoff[L], 1)), dt)
-    D = np.empty(doff[L + 1], dt)
-    m = layers[L]
-    O = np.empty((1, m), dt)
-    loss_sum = 0.0
-    n_errors = 0
-    failed = -1
-    done = 0
     for step in range(n + 1):
         prefetch_rows(X, order[min(step + 1, n):min(step + 2, n)])  # while this one runs
         x = X[order[min(step, n - 1)]]
         update = step > 0
         x_prev = X[order[step - 1]] if update else x
         cur = step % 2
-        ps = max(step - 1, 0)
+        ps = max(step - 1, 0)                          # the step whose update is taken now
         for l in range(1, L + 1):
+            phase = step * L + l - 1
             n_out = layers[l]
             n_in = layers[l - 1]
             if l == 1:
-                IN = x
-                IN_prev = x_prev
+                IN_prev, IN = x_prev, x
             else:
-                IN = H[cur, hoff[l - 1]:hoff[l - 1] + n_in]
                 IN_prev = H[1 - cur, hoff[l - 1]:hoff[l - 1] + n_in]
+                IN = H[cur, hoff[l - 1]:hoff[l - 1] + n_in]
             OUT = matrix(H[cur], hoff[l], 1, n_out) if l < L else O
             W = weight(theta, offs, layers, l)
             B = bias(theta, offs, layers, l)
             d = D[doff[l]:doff[l] + n_out]
             S1W = state_matrix(s1, offs[l - 1, 0], n_out, n_in)
             S2W = state_matrix(s2, offs[l - 1, 0], n_out, n_in)
-            if update:
-                update_rows(B, d.reshape((n_out, 1)), state_matrix(s1, offs[l - 1, 1], n_out, 1),
-                            state_matrix(s2, offs[l - 1, 1], n_out, 1), np.int64(0), n_out,
-                            np.int64(0), zero, zero, opt, h, sc[ps, 0], sc[ps, 1])
-            for j in range(n_out):
-                if update:
-                    update_rank_one_row(W, S1W, S2W, j, d[j], IN_prev, l1[l - 1], l2x2[l - 1],
-                                        opt, h, sc[ps, 0], sc[ps, 1])
-                OUT[0, j] = B[j, 0] + _dot_row(W, j, IN)
-            if l < L:
-                activate(OUT, np.int64(0), np.int64(1), np.int64(0), n_out, acts[l - 1])
-        if step == n:
+            S1B = state_matrix(s1, offs[l - 1, 1], n_out, 1)
+            S2B = state_matrix(s2, offs[l - 1, 1], n_out, 1)
+            units = iu[l] if l < L else n_out
+            n_items = (n_out + units - 1) // units
+            item, v = _claim(sync, phase, n_items, w, w)
+            while item >= 0:
+                u0 = item * units
+                u1 = min(u0 + units, n_out)
+                _single_example_rows(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, S1B, S2B,
+                                     l1[l - 1], l2x2[l - 1], opt, h, sc[ps, 0], sc[ps, 1],
+                                     update)
+                if l < L:
+                    activate(OUT, np.int64(0), np.int64(1), u0, u1, acts[l - 1])
+                elif step < n:
+                    _single_example_backward(step, theta, offs, layers, acts, y, order, H[cur],
+                                             hoff, D, doff, O, batch_loss, batch_err, status)
+                atomic_add(sync, (phase, done), 1)
+                item, v = _claim(sync, phase, n_items, w, v)
+            _wait(sync, phase, n_items)
+        if step == n or status[step] != _TAKEN:
             break
-        DL = matrix(D, doff[L], 1, m)
-        batch_loss, batch_errors = softmax_delta(O, DL, y, order[step:step + 1], np.int64(0),
-                                                 np.int64(1), one)
-        if not np.isfinite(batch_loss):
-            failed = step
-            break
-        loss_sum += batch_loss
-        n_errors += batch_errors
-        for l in range(L, 1, -1):
-            D_in = matrix(D, doff[l - 1], 1, layers[l - 1])
-            backprop_block(matrix(D, doff[l], 1, layers[l]), weight(theta, offs, layers, l),
-                           np.int64(0), np.int64(1), D_in)
-            times_derivative(D_in, matrix(H[cur], hoff[l - 1], 1, layers[l - 1]), np.int64(0),
-                             np.int64(1), acts[l - 2])
-        done = step + 1
-    return loss_sum, n_errors, done, failed

@@ -100,7 +100,7 @@ def update_layer_rows(W, GW, S1W, S2W, B, GB, S1B, S2B, j0, j1, l1, l2x2, opt, h
     update_rows(B, GB, S1B, S2B, j0, j1, j0, zero, zero, opt, h, step_size, bc2_sqrt)
 
 
-@njit
+@njit(inline=True)
 def update_rank_one_row(P, S1, S2, j, c, x, l1, l2x2, opt, h, step_size, bc2_sqrt):
     """Batch size 1: the step of rule ``opt`` for row ``j`` of ``P`` with the rank-one
     gradient ``c x`` (plus penalties), without materializing it (indexed in place, as
