@@ -49,45 +49,69 @@ def _flush(x, tiny, zero):
     return zero if abs(x) < tiny else x
 
 
+# Each rule's loop over rows is a function of its own, which :func:`update_rows` (inlined
+# into its caller) chooses. A function that holds every rule's loop and branches on the rule
+# at run time takes the reference counts of all its arrays (atomic updates, on a cache line
+# that every worker's core touches) on every call; one loop's function takes none. The
+# minibatch epochs went 1 % faster (one process, alternating with the old code and an
+# identical twin: 0.988 against 0.998 on (784, 256, 128, 10), 0.995 against 1.002 on the
+# seed's network). Batch size 1, which updates one row per call, goes further: see
+# :func:`._train._single_example_rows`.
+
 @njit
+def _sgd_rows(P, G, j0, j1, g0, l1, l2x2, lr):
+    zero = P.dtype.type(0)
+    one = P.dtype.type(1)
+    for j in range(j0, j1):
+        for i in range(P.shape[1]):
+            w = P[j, i]
+            P[j, i] = w - lr * (G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w))
+
+
+@njit
+def _momentum_rows(P, G, S1, j0, j1, g0, l1, l2x2, lr, mu, tiny, nesterov):
+    zero = P.dtype.type(0)
+    one = P.dtype.type(1)
+    for j in range(j0, j1):
+        for i in range(P.shape[1]):
+            w = P[j, i]
+            gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
+            b = _flush(mu * S1[j, i] + gi, tiny, zero)
+            S1[j, i] = b
+            P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
+
+
+@njit
+def _adam_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, h, step_size, bc2_sqrt):
+    zero = P.dtype.type(0)
+    one = P.dtype.type(1)
+    tiny = h[7]
+    beta1, c1, beta2, c2, eps = h[2], h[3], h[4], h[5], h[6]
+    inv_bc2 = one / bc2_sqrt                          # a product in the loop, not a division
+    for j in range(j0, j1):
+        for i in range(P.shape[1]):
+            w = P[j, i]
+            gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
+            mi = _flush(beta1 * S1[j, i] + c1 * gi, tiny, zero)
+            vi = _flush(beta2 * S2[j, i] + c2 * (gi * gi), tiny, zero)
+            S1[j, i] = mi
+            S2[j, i] = vi
+            P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
+
+
+@njit(inline=True)
 def update_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, opt, h, step_size, bc2_sqrt):
     """One step of rule ``opt`` for rows ``j0 <= j < j1`` of ``P`` (2-D) from the gradient rows
     ``G[j - g0]`` (penalties added here); ``S1``/``S2`` are the rule's state, shaped like ``P``
     (ignored by the rules that keep none). Elements are indexed in place, never through row
     views: a view costs two atomic reference-count updates, and this runs for every row of
     every step."""
-    zero = P.dtype.type(0)
-    one = P.dtype.type(1)
-    lr = h[0]
-    tiny = h[7]
-    n = P.shape[1]
     if opt == SGD:
-        for j in range(j0, j1):
-            for i in range(n):
-                w = P[j, i]
-                P[j, i] = w - lr * (G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w))
+        _sgd_rows(P, G, j0, j1, g0, l1, l2x2, h[0])
     elif opt == MOMENTUM or opt == NESTEROV:
-        mu = h[1]
-        nesterov = opt == NESTEROV
-        for j in range(j0, j1):
-            for i in range(n):
-                w = P[j, i]
-                gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-                b = _flush(mu * S1[j, i] + gi, tiny, zero)
-                S1[j, i] = b
-                P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
+        _momentum_rows(P, G, S1, j0, j1, g0, l1, l2x2, h[0], h[1], h[7], opt == NESTEROV)
     else:
-        beta1, c1, beta2, c2, eps = h[2], h[3], h[4], h[5], h[6]
-        inv_bc2 = one / bc2_sqrt                      # a product in the loop, not a division
-        for j in range(j0, j1):
-            for i in range(n):
-                w = P[j, i]
-                gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-                mi = _flush(beta1 * S1[j, i] + c1 * gi, tiny, zero)
-                vi = _flush(beta2 * S2[j, i] + c2 * (gi * gi), tiny, zero)
-                S1[j, i] = mi
-                S2[j, i] = vi
-                P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
+        _adam_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, h, step_size, bc2_sqrt)
 
 
 @njit(inline=True)
