@@ -285,7 +285,7 @@ def outcome(ws):
     return loss_sum, int(batch_err[:done].sum()), done, failed
 
 
-@njit(inline=True)
+@njit
 def _dot_row(W, j, x):
     """``W[j] · x`` in four vector accumulators (the tail in a masked one), added across
     lanes by :func:`._simd.vsums` and then in order."""
@@ -317,34 +317,61 @@ def _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, opt, 
         OUT[0, j] = B[j, 0] + _dot_row(W, j, IN)
 
 
+# :func:`_rows_then_dots` compiled once per rule, the rule a constant: LLVM keeps that rule's
+# loop alone. A row update that branches on the rule at run time takes the reference counts
+# of all its arrays on every row (atomic updates, on cache lines that both workers' cores
+# touch): with 16 inputs per row that was 90 ns a row against 6.
+
+@njit
+def _sgd_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h, step_size,
+                        bc2_sqrt, update):
+    _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, SGD, h, step_size,
+                    bc2_sqrt, update)
+
+
+@njit
+def _momentum_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h,
+                             step_size, bc2_sqrt, update):
+    _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, MOMENTUM, h,
+                    step_size, bc2_sqrt, update)
+
+
+@njit
+def _nesterov_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h,
+                             step_size, bc2_sqrt, update):
+    _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, NESTEROV, h,
+                    step_size, bc2_sqrt, update)
+
+
+@njit
+def _adam_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h, step_size,
+                         bc2_sqrt, update):
+    _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, ADAM, h, step_size,
+                    bc2_sqrt, update)
+
+
 @njit(inline=True)
 def _single_example_rows(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, S1B, S2B, l1, l2x2, opt,
                          h, step_size, bc2_sqrt, update):
     """Rows ``u0..u1`` of a layer at batch size 1: when ``update``, the previous example's
     step of their biases and, row by row, of their weights (the rank-one gradient
-    ``d[j] IN_prev``); then each row's pre-activation for ``IN`` while the row is in cache.
-
-    The rule is branched on here, once, and each branch inlines the row loop with the rule
-    as a constant, so that LLVM keeps only that rule's code. A row update that branches on
-    the rule at run time takes the reference counts of all its arrays on every call, and
-    with 16 inputs per row that was 90 ns a row against 6 (and the counts are shared by the
-    workers' cores)."""
+    ``d[j] IN_prev``); then each row's pre-activation for ``IN`` while the row is in cache."""
     zero = W.dtype.type(0)
     if update:
         update_rows(B, d.reshape((d.shape[0], 1)), S1B, S2B, u0, u1, np.int64(0), zero, zero,
                     opt, h, step_size, bc2_sqrt)
     if opt == SGD:
-        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, SGD, h,
-                        step_size, bc2_sqrt, update)
+        _sgd_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h,
+                            step_size, bc2_sqrt, update)
     elif opt == MOMENTUM:
-        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, MOMENTUM, h,
-                        step_size, bc2_sqrt, update)
+        _momentum_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h,
+                                 step_size, bc2_sqrt, update)
     elif opt == NESTEROV:
-        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, NESTEROV, h,
-                        step_size, bc2_sqrt, update)
+        _nesterov_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h,
+                                 step_size, bc2_sqrt, update)
     else:
-        _rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, ADAM, h,
-                        step_size, bc2_sqrt, update)
+        _adam_rows_then_dots(u0, u1, W, B, d, IN_prev, IN, OUT, S1W, S2W, l1, l2x2, h,
+                             step_size, bc2_sqrt, update)
 
 
 @njit(inline=True)
