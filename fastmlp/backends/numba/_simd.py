@@ -353,6 +353,34 @@ def prefetch_for_write(typingctx, a, index):
     return types.void(a, index), _prefetch_codegen(True)
 
 
+# -- reference counts ---------------------------------------------------------------------------
+
+@intrinsic
+def unmanaged(typingctx, arrays):
+    """The arrays of the tuple ``arrays``, as the same views without a reference count (no
+    meminfo): nothing derived from them counts references either. numba counts a reference
+    for every view it makes and for many an array it passes to a function, two atomic updates
+    each, on a cache line that every worker touching the same array shares with the others;
+    a worker makes views and calls on every step. Only for arrays that a caller outside the
+    kernel keeps alive until it returns, and that the kernel never returns or stores."""
+    if not (isinstance(arrays, types.BaseTuple)
+            and all(isinstance(t, types.Array) for t in arrays)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        views = []
+        for p, array_type in enumerate(signature.args[0]):
+            src = context.make_array(array_type)(context, builder,
+                                                 value=builder.extract_value(args[0], p))
+            view = context.make_array(array_type)(context, builder)
+            context.populate_array(view, data=src.data, shape=src.shape, strides=src.strides,
+                                   itemsize=src.itemsize, meminfo=None)
+            views.append(view._getvalue())
+        return context.make_tuple(builder, signature.return_type, views)
+
+    return arrays(arrays), codegen
+
+
 # -- synchronization ----------------------------------------------------------------------------
 
 def _int64_index(a, index):
@@ -420,4 +448,4 @@ def spin_pause(typingctx, rounds):
 
 __all__ = ["VECTOR_BYTES", "Vec", "lanes", "vsplat", "vload", "vstore", "vload_part",
            "vstore_part", "vfma", "vsums", "vstore_sums", "vlane", "prefetch",
-           "prefetch_for_write", "atomic_add", "atomic_load", "spin_pause"]
+           "prefetch_for_write", "unmanaged", "atomic_add", "atomic_load", "spin_pause"]

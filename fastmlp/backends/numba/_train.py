@@ -28,7 +28,9 @@ items that a running worker has claimed, so any number of workers on any number 
 makes progress. Which worker computes an item changes no arithmetic: the bits are the same
 for any thread count and worker count (one worker is the serial path). The update of a
 hidden layer is taken at the start of the next step (or at the end of the call), so every
-call leaves no update pending.
+call leaves no update pending. A worker takes its arrays without reference counts
+(:func:`._simd.unmanaged`; the caller keeps them alive), so that the views it makes and the
+functions it calls on every step count none on the cache lines that both workers share.
 
 Batch size 1 (:func:`single_example_worker`, on the same workers, phases and buffers)
 streams each weight matrix once per step: the previous example's update of a row, then the
@@ -47,8 +49,8 @@ from ._layers import (activate, backprop_block, bias_grad, forward_block, prefet
                       weight_grad_block)
 from ._network import (bias, head_chunk, matrix, running_offsets, state_matrix,
                        sum_chunks, weight)
-from ._simd import (atomic_add, atomic_load, lanes, spin_pause, vfma, vlane, vload, vload_part,
-                    vsplat, vsums)
+from ._simd import (atomic_add, atomic_load, lanes, spin_pause, unmanaged, vfma, vlane, vload,
+                    vload_part, vsplat, vsums)
 from ._update import (ADAM, MOMENTUM, NESTEROV, SGD, update_layer_rows, update_rank_one_row,
                       update_rows)
 
@@ -155,8 +157,10 @@ def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_
     state buffers (empty when unused). The outcome of each step goes to ``ws``'s
     ``batch_loss``, ``batch_err`` and ``status`` (:func:`outcome` reads them).
     """
+    theta, offs, layers, acts, l1, l2x2, X, y, order, h, sc, s1, s2 = unmanaged(
+        (theta, offs, layers, acts, l1, l2x2, X, y, order, h, sc, s1, s2))
     (hoff, doff, iu, H, D, O, dW_part, db_part, loss_p, err_p, dWL, dbL, G, GB, ident, sync,
-     batch_loss, batch_err, status) = ws
+     batch_loss, batch_err, status) = unmanaged(ws)
     done = sync.shape[1] - 1                          # sync[phase, done]: items finished
     several = done > 1                                # more than one worker (one slot each)
     n = order.shape[0]
@@ -406,8 +410,10 @@ def single_example_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, h
     example's update just before its dot product with the next example's input (the row
     is read from the cache once per step for both). The output layer is one item, which
     also computes the loss and every delta: a layer's deltas need all of its rows."""
+    theta, offs, layers, acts, l1, l2x2, X, y, order, h, sc, s1, s2 = unmanaged(
+        (theta, offs, layers, acts, l1, l2x2, X, y, order, h, sc, s1, s2))
     (hoff, doff, iu, H, D, O, dW_part, db_part, loss_p, err_p, dWL, dbL, G, GB, ident, sync,
-     batch_loss, batch_err, status) = ws
+     batch_loss, batch_err, status) = unmanaged(ws)
     done = sync.shape[1] - 1
     n = order.shape[0]
     L = layers.shape[0] - 1
