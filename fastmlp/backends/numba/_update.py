@@ -51,12 +51,13 @@ def _flush(x, tiny, zero):
 
 # Each rule's loop over rows is a function of its own, which :func:`update_rows` (inlined
 # into its caller) chooses. A function that holds every rule's loop and branches on the rule
-# at run time takes the reference counts of all its arrays (atomic updates, on a cache line
-# that every worker's core touches) on every call; one loop's function takes none. The
-# minibatch epochs went 1 % faster (one process, alternating with the old code and an
-# identical twin: 0.988 against 0.998 on (784, 256, 128, 10), 0.995 against 1.002 on the
-# seed's network). Batch size 1, which updates one row per call, goes further: see
-# :func:`._train._single_example_rows`.
+# at run time takes the reference counts of all its managed arrays (atomic updates, on a
+# cache line that every worker's core touches) on every call; one loop's function takes
+# none. The minibatch epochs went 1 % faster (one process, alternating with the old code and
+# an identical twin: 0.988 against 0.998 on (784, 256, 128, 10), 0.995 against 1.002 on the
+# seed's network), measured before the workers took their arrays unmanaged
+# (:func:`._simd.unmanaged`), which leaves no reference counts to take. Batch size 1, which
+# updates one row per call, goes further: see :func:`._train._rows_then_dots`.
 
 @njit
 def _sgd_rows(P, G, j0, j1, g0, l1, l2x2, lr):
