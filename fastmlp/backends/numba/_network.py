@@ -49,6 +49,17 @@ def bias(theta, offs, layers, l):
 
 
 @njit
+def layer_state(s1, s2, offs, layers, l):
+    """Layer l's views of an optimizer's two state buffers, shaped as its weights and as its
+    biases (:func:`bias`): ``(S1W, S2W, S1B, S2B)``, empty for rules without state."""
+    n_out = layers[l]
+    n_in = layers[l - 1]
+    return (state_matrix(s1, offs[l - 1, 0], n_out, n_in),
+            state_matrix(s2, offs[l - 1, 0], n_out, n_in),
+            state_matrix(s1, offs[l - 1, 1], n_out, 1), state_matrix(s2, offs[l - 1, 1], n_out, 1))
+
+
+@njit
 def running_offsets(layers, rows, first, last):
     """``off[l]`` = start of layer l's ``(rows, layers[l])`` block for ``first <= l <= last``
     in a buffer holding them one after the other; ``off[last + 1]`` is the total size."""

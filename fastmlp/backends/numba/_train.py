@@ -47,8 +47,7 @@ from ._compile import HEAD_CHUNK, ITEM_UNITS, MAX_ITEM_UNITS, ROW_TILE, UNIT_BLO
 from ._layers import (activate, backprop_block, bias_grad, forward_block, prefetch_rows,
                       prefetch_rows_for_write, softmax_delta, times_derivative,
                       weight_grad_block)
-from ._network import (bias, head_chunk, matrix, running_offsets, state_matrix,
-                       sum_chunks, weight)
+from ._network import bias, head_chunk, layer_state, matrix, sum_chunks, weight
 from ._simd import (atomic_add, atomic_load, lanes, spin_pause, unmanaged, vfma, vlane, vload,
                     vload_part, vsplat, vsums)
 from ._update import (ADAM, MOMENTUM, NESTEROV, SGD, update_layer_rows, update_rank_one_row,
@@ -128,20 +127,16 @@ def _update_output_layer(step, theta, offs, layers, l1, l2x2, h, opt, sc, s1, s2
     minibatch from its chunks, in chunk order; when the loss is finite, the output layer's
     gradient (the chunks' partial sums, in chunk order) and its update."""
     L = layers.shape[0] - 1
-    m = layers[L]
-    n_last = layers[L - 1]
     loss, errors = sum_chunks(n_c, loss_p, err_p, dW_part, db_part, dWL, dbL)
     batch_loss[step] = loss
     batch_err[step] = errors
     if not np.isfinite(loss):
         status[step] = _FAILED
         return
-    update_layer_rows(weight(theta, offs, layers, L), dWL,
-                      state_matrix(s1, offs[L - 1, 0], m, n_last),
-                      state_matrix(s2, offs[L - 1, 0], m, n_last), bias(theta, offs, layers, L),
-                      dbL, state_matrix(s1, offs[L - 1, 1], m, 1),
-                      state_matrix(s2, offs[L - 1, 1], m, 1), np.int64(0), m, l1[L - 1],
-                      l2x2[L - 1], opt, h, sc[step, 0], sc[step, 1])
+    S1W, S2W, S1B, S2B = layer_state(s1, s2, offs, layers, L)
+    update_layer_rows(weight(theta, offs, layers, L), dWL, S1W, S2W, bias(theta, offs, layers, L),
+                      dbL, S1B, S2B, np.int64(0), layers[L], l1[L - 1], l2x2[L - 1], opt, h,
+                      sc[step, 0], sc[step, 1])
     status[step] = _TAKEN
 
 
@@ -188,17 +183,13 @@ def minibatch_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, batch_
             else:
                 IN_prev, rows_prev = matrix(Hp, hoff[l - 1], K, n_in), ident[:kp]
                 IN, rin = matrix(Hc, hoff[l - 1], K, n_in), ident[:kb]
-            # the layer's views, once per phase rather than per item: each view costs two
-            # atomic updates of a reference count
+            # the layer's views, once per phase rather than per item
             W = weight(theta, offs, layers, l)
             B = bias(theta, offs, layers, l)
             b = theta[offs[l - 1, 1]:offs[l - 1, 1] + n_out]
             Dl = matrix(D, doff[l], K, n_out)
             OUT = matrix(Hc, hoff[l], K, n_out)
-            S1W = state_matrix(s1, offs[l - 1, 0], n_out, n_in)
-            S2W = state_matrix(s2, offs[l - 1, 0], n_out, n_in)
-            S1B = state_matrix(s1, offs[l - 1, 1], n_out, 1)
-            S2B = state_matrix(s2, offs[l - 1, 1], n_out, 1)
+            S1W, S2W, S1B, S2B = layer_state(s1, s2, offs, layers, l)
             n_items = (n_out + iu[l] - 1) // iu[l]
             item, v = _claim(sync, phase, n_items, w, w)
             while item >= 0:
@@ -439,10 +430,7 @@ def single_example_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, h
             W = weight(theta, offs, layers, l)
             B = bias(theta, offs, layers, l)
             d = D[doff[l]:doff[l] + n_out]
-            S1W = state_matrix(s1, offs[l - 1, 0], n_out, n_in)
-            S2W = state_matrix(s2, offs[l - 1, 0], n_out, n_in)
-            S1B = state_matrix(s1, offs[l - 1, 1], n_out, 1)
-            S2B = state_matrix(s2, offs[l - 1, 1], n_out, 1)
+            S1W, S2W, S1B, S2B = layer_state(s1, s2, offs, layers, l)
             units = iu[l] if l < L else n_out
             n_items = (n_out + units - 1) // units
             item, v = _claim(sync, phase, n_items, w, w)
