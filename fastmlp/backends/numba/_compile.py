@@ -54,6 +54,9 @@ ROW_TILE = 32
 #: minibatch rows per work item of the output layer and the backward pass (a minibatch is
 #: split into chunks of this size, their sums added in chunk order)
 HEAD_CHUNK = 16
+#: cache lines of the next minibatch's rows that a waiting worker asks for per turn of its
+#: spin (see :func:`._train._wait`)
+PREFETCH_PER_SPIN = 16
 #: rows per parallel work item in logits/evaluate
 ROW_CHUNK = 256
 
@@ -107,4 +110,4 @@ def njit(func=None, *, inline=False):
 
 
 __all__ = ["FASTMATH", "UNIT_BLOCK", "TILE_DEPTH", "ITEM_UNITS", "MAX_ITEM_UNITS", "ROW_TILE",
-           "HEAD_CHUNK", "ROW_CHUNK", "njit"]
+           "HEAD_CHUNK", "PREFETCH_PER_SPIN", "ROW_CHUNK", "njit"]
