@@ -434,8 +434,9 @@ def single_example_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, h
     n = order.shape[0]
     L = layers.shape[0] - 1
     for step in range(n + 1):
+        # the next example's row, asked for at once while this one runs (a few dozen lines)
         next_rows = order[min(step + 1, n):min(step + 2, n)]
-        fetched = 0                                    # lines of X[next_rows] prefetched
+        fetched = prefetch_rows(X, next_rows, 0, row_lines(X, next_rows))
         x = X[order[min(step, n - 1)]]
         update = step > 0
         x_prev = X[order[step - 1]] if update else x
@@ -471,7 +472,6 @@ def single_example_worker(w, theta, offs, layers, acts, l1, l2x2, X, y, order, h
                                              hoff, D, doff, O, batch_loss, batch_err, status)
                 atomic_add(sync, (phase, done), 1)
                 item, v = _claim(sync, phase, n_items, w, v)
-            fetched = _wait(sync, phase, n_items, X, next_rows, fetched)
+            _wait(sync, phase, n_items, X, next_rows, fetched)
         if step == n or status[step] != _TAKEN:
             break
-        prefetch_rows(X, next_rows, fetched, row_lines(X, next_rows))       # the rest
