@@ -49,6 +49,34 @@ def _flush(x, tiny, zero):
     return zero if abs(x) < tiny else x
 
 
+# One parameter's step under each rule, from its mean-loss gradient ``g`` (the penalties are
+# added here): the one definition that the loops over rows and over a rank-one row share.
+
+@njit(inline=True)
+def _sgd_step(w, g, l1, l2x2, lr, zero, one):
+    """SGD: the new value of ``w``."""
+    return w - lr * (g + (l1 * _sign(w, zero, one) + l2x2 * w))
+
+
+@njit(inline=True)
+def _momentum_step(w, g, b, l1, l2x2, lr, mu, tiny, nesterov, zero, one):
+    """Momentum (Nesterov's when ``nesterov``): ``(new buffer, new w)`` from the buffer ``b``."""
+    gi = g + (l1 * _sign(w, zero, one) + l2x2 * w)
+    b = _flush(mu * b + gi, tiny, zero)
+    return b, (w - lr * (gi + mu * b) if nesterov else w - lr * b)
+
+
+@njit(inline=True)
+def _adam_step(w, g, m, v, l1, l2x2, beta1, c1, beta2, c2, eps, tiny, step_size, inv_bc2,
+               zero, one):
+    """Adam: ``(new first moment, new second moment, new w)`` from the moments ``m``, ``v``
+    (``inv_bc2``: the reciprocal of ``bc2_sqrt``, a product here rather than a division)."""
+    gi = g + (l1 * _sign(w, zero, one) + l2x2 * w)
+    m = _flush(beta1 * m + c1 * gi, tiny, zero)
+    v = _flush(beta2 * v + c2 * (gi * gi), tiny, zero)
+    return m, v, w - step_size * (m / (math.sqrt(v) * inv_bc2 + eps))
+
+
 # Each rule's loop over rows is a function of its own, which :func:`update_rows` (inlined
 # into its caller) chooses. A function that holds every rule's loop and branches on the rule
 # at run time takes the reference counts of all its managed arrays (atomic updates, on a
@@ -65,8 +93,7 @@ def _sgd_rows(P, G, j0, j1, g0, l1, l2x2, lr):
     one = P.dtype.type(1)
     for j in range(j0, j1):
         for i in range(P.shape[1]):
-            w = P[j, i]
-            P[j, i] = w - lr * (G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w))
+            P[j, i] = _sgd_step(P[j, i], G[j - g0, i], l1, l2x2, lr, zero, one)
 
 
 @njit
@@ -75,29 +102,21 @@ def _momentum_rows(P, G, S1, j0, j1, g0, l1, l2x2, lr, mu, tiny, nesterov):
     one = P.dtype.type(1)
     for j in range(j0, j1):
         for i in range(P.shape[1]):
-            w = P[j, i]
-            gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            b = _flush(mu * S1[j, i] + gi, tiny, zero)
-            S1[j, i] = b
-            P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
+            S1[j, i], P[j, i] = _momentum_step(P[j, i], G[j - g0, i], S1[j, i], l1, l2x2, lr,
+                                               mu, tiny, nesterov, zero, one)
 
 
 @njit
 def _adam_rows(P, G, S1, S2, j0, j1, g0, l1, l2x2, h, step_size, bc2_sqrt):
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
-    tiny = h[7]
-    beta1, c1, beta2, c2, eps = h[2], h[3], h[4], h[5], h[6]
-    inv_bc2 = one / bc2_sqrt                          # a product in the loop, not a division
+    beta1, c1, beta2, c2, eps, tiny = h[2], h[3], h[4], h[5], h[6], h[7]
+    inv_bc2 = one / bc2_sqrt
     for j in range(j0, j1):
         for i in range(P.shape[1]):
-            w = P[j, i]
-            gi = G[j - g0, i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            mi = _flush(beta1 * S1[j, i] + c1 * gi, tiny, zero)
-            vi = _flush(beta2 * S2[j, i] + c2 * (gi * gi), tiny, zero)
-            S1[j, i] = mi
-            S2[j, i] = vi
-            P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
+            S1[j, i], S2[j, i], P[j, i] = _adam_step(P[j, i], G[j - g0, i], S1[j, i], S2[j, i],
+                                                     l1, l2x2, beta1, c1, beta2, c2, eps, tiny,
+                                                     step_size, inv_bc2, zero, one)
 
 
 @njit(inline=True)
@@ -133,28 +152,19 @@ def update_rank_one_row(P, S1, S2, j, c, x, l1, l2x2, opt, h, step_size, bc2_sqr
     zero = P.dtype.type(0)
     one = P.dtype.type(1)
     lr = h[0]
-    tiny = h[7]
     if opt == SGD:
         for i in range(P.shape[1]):
-            w = P[j, i]
-            P[j, i] = w - lr * (c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w))
+            P[j, i] = _sgd_step(P[j, i], c * x[i], l1, l2x2, lr, zero, one)
     elif opt == MOMENTUM or opt == NESTEROV:
-        mu = h[1]
+        mu, tiny = h[1], h[7]
         nesterov = opt == NESTEROV
         for i in range(P.shape[1]):
-            w = P[j, i]
-            gi = c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            b = _flush(mu * S1[j, i] + gi, tiny, zero)
-            S1[j, i] = b
-            P[j, i] = w - lr * (gi + mu * b) if nesterov else w - lr * b
+            S1[j, i], P[j, i] = _momentum_step(P[j, i], c * x[i], S1[j, i], l1, l2x2, lr, mu,
+                                               tiny, nesterov, zero, one)
     else:
-        beta1, c1, beta2, c2, eps = h[2], h[3], h[4], h[5], h[6]
+        beta1, c1, beta2, c2, eps, tiny = h[2], h[3], h[4], h[5], h[6], h[7]
         inv_bc2 = one / bc2_sqrt
         for i in range(P.shape[1]):
-            w = P[j, i]
-            gi = c * x[i] + (l1 * _sign(w, zero, one) + l2x2 * w)
-            mi = _flush(beta1 * S1[j, i] + c1 * gi, tiny, zero)
-            vi = _flush(beta2 * S2[j, i] + c2 * (gi * gi), tiny, zero)
-            S1[j, i] = mi
-            S2[j, i] = vi
-            P[j, i] = w - step_size * (mi / (math.sqrt(vi) * inv_bc2 + eps))
+            S1[j, i], S2[j, i], P[j, i] = _adam_step(P[j, i], c * x[i], S1[j, i], S2[j, i], l1,
+                                                     l2x2, beta1, c1, beta2, c2, eps, tiny,
+                                                     step_size, inv_bc2, zero, one)
